@@ -1,0 +1,332 @@
+"""Credentials per identity, a token cache per identity and scope, and requests auth hooks.
+
+azure-identity alone lets every racing thread fetch its own token and hangs for minutes on a
+dead authority. Here each identity's credential is built once, with bounded timeouts; each
+(identity, scope) token is fetched once and shared until shortly before it expires; and a 401
+gets one resend with a token that is really new (spec §1.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import requests
+
+from .cache import BoundedCache
+from .errors import AzureServiceError, ConfigurationError, ErrorDetail, TransportError
+from .platform import (
+    API_KEY,
+    CERTIFICATE,
+    CONNECT_TIMEOUT,
+    POLYSYNC_SERVICE_PRINCIPAL,
+    SERVICE_PRINCIPAL,
+    AuthConfig,
+    PlatformConfig,
+)
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+log = logging.getLogger(__name__)
+
+#: A token is renewed when less than this is left, as azure-core and azure-identity do.
+REFRESH_MARGIN = 300.0
+
+
+@attrs.frozen
+class CachedToken:
+    token: str = attrs.field(repr=False)
+    expires_on: float
+
+    def fresh(self, now: float) -> bool:
+        return self.expires_on - now > REFRESH_MARGIN
+
+
+class TokenProvider:
+    """All tokens of one identity: one credential, one cache slot and lock per scope."""
+
+    def __init__(self, auth: AuthConfig, build: Callable[[], TokenCredential]) -> None:
+        self._auth = auth
+        self._build = build
+        self._credential: TokenCredential | None = None
+        self._credential_lock = threading.Lock()
+        self._tokens: dict[str, CachedToken] = {}
+        self._scope_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<TokenProvider {self._auth.method} client={self._auth.client_id}>"
+
+    def token(self, scope: str) -> str:
+        cached = self._tokens.get(scope)
+        if cached is not None and cached.fresh(time.time()):
+            return cached.token
+        with self._scope_lock(scope):
+            # Another thread may have fetched it while this one waited.
+            cached = self._tokens.get(scope)
+            if cached is not None and cached.fresh(time.time()):
+                return cached.token
+            return self._fetch(scope).token
+
+    def renew_after_401(self, scope: str, rejected: str) -> str | None:
+        """A token to resend with after a 401, or None when no different token is to be had."""
+        with self._scope_lock(scope):
+            cached = self._tokens.get(scope)
+            if cached is not None and cached.token != rejected:
+                return cached.token  # another thread already renewed it
+            self._tokens.pop(scope, None)
+            if self._auth.method != POLYSYNC_SERVICE_PRINCIPAL:
+                # An azure-identity credential would hand back its own cached token: rebuild.
+                with self._credential_lock:
+                    self._credential = None
+            fresh = self._fetch(scope)
+            return fresh.token if fresh.token != rejected else None
+
+    def _scope_lock(self, scope: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._scope_locks.setdefault(scope, threading.Lock())
+
+    def _get_credential(self) -> TokenCredential:
+        with self._credential_lock:
+            if self._credential is None:
+                self._credential = self._build()
+            return self._credential
+
+    def _fetch(self, scope: str) -> CachedToken:
+        credential = self._get_credential()
+        now = time.time()
+        try:
+            access = credential.get_token(scope)
+        except Exception as exc:
+            raise _token_error(exc, self._auth, scope) from None
+        token = CachedToken(access.token, float(access.expires_on))
+        self._tokens[scope] = token
+        log.debug("Got a token for scope %s (expires in %.0f s)", scope, token.expires_on - now)
+        return token
+
+
+def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
+    """azure-identity's failure as one of ours, keeping the AADSTS code and message."""
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+
+    if isinstance(exc, ConfigurationError):
+        return exc
+    text = str(getattr(exc, "message", None) or exc)
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    aadsts = re.search(r"AADSTS\d+", text)
+    trace = re.search(r"Trace ID: ([0-9a-fA-F-]{36})", text)
+    code_match = re.search(r"\((\w+)\)", text)
+    code = aadsts.group(0) if aadsts else (code_match.group(1) if code_match else None)
+    message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text)}"
+    hint = _token_hint(code, text)
+    if hint:
+        message += f" {hint}"
+    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None)
+    if isinstance(exc, ServiceRequestError) or not isinstance(exc, ClientAuthenticationError):
+        return TransportError(detail, transient=True, sent=False)
+    return AzureServiceError(detail, transient=status is not None and (status == 429 or status >= 500))
+
+
+def _first_lines(text: str, limit: int = 600) -> str:
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _token_hint(code: str | None, text: str) -> str:
+    if code == "AADSTS7000215":
+        return "Fix: set 'Client Secret' to the secret's Value (not its Secret ID), or create a new secret."
+    if code in ("AADSTS700016", "AADSTS90002"):
+        return "Fix: check 'Tenant Id' and 'Client Id' (and 'Azure Cloud' for sovereign clouds)."
+    if code in ("AADSTS700027", "AADSTS700024"):
+        return "Fix: upload this certificate to the app registration (Certificates & secrets) or use the one registered there."
+    if code == "AADSTS7000222":
+        return "Fix: the client secret has expired; create a new one and update 'Client Secret'."
+    return ""
+
+
+# -- building credentials ---------------------------------------------------------------------
+
+_PROVIDERS: BoundedCache[TokenProvider] = BoundedCache("token-providers", max_size=128)
+
+
+def token_provider(config: PlatformConfig) -> TokenProvider:
+    """The shared provider of the platform's identity (built once per identity)."""
+    auth = config.auth
+    if auth.method == API_KEY:
+        raise ConfigurationError(f"Platform '{config.name}': authentication method 'API Key' cannot get Microsoft Entra tokens.")
+    key = (auth.identity_key, config.request_timeout, config.max_retries)
+    return _PROVIDERS.get_or_create(key, lambda: TokenProvider(auth, lambda: _build_credential(config)))
+
+
+def _build_credential(config: PlatformConfig) -> TokenCredential:
+    auth = config.auth
+    if auth.method == POLYSYNC_SERVICE_PRINCIPAL:
+        credential: TokenCredential = auth.host_credential
+        return credential
+    options: dict[str, Any] = {
+        "authority": f"https://{auth.authority}",
+        "connection_timeout": min(CONNECT_TIMEOUT, config.request_timeout),
+        "read_timeout": config.request_timeout,
+        "retry_total": config.max_retries,
+    }
+    if not auth.instance_discovery:
+        # Otherwise MSAL asks the public cloud's authority about this host first.
+        options["disable_instance_discovery"] = True
+    assert auth.tenant_id is not None and auth.client_id is not None
+    if auth.method == SERVICE_PRINCIPAL:
+        from azure.identity import ClientSecretCredential
+
+        assert auth.client_secret is not None
+        return ClientSecretCredential(auth.tenant_id, auth.client_id, auth.client_secret, **options)
+    if auth.method == CERTIFICATE:
+        from azure.identity import CertificateCredential
+
+        data = load_certificate(config)
+        return CertificateCredential(
+            auth.tenant_id,
+            auth.client_id,
+            certificate_data=data,
+            password=auth.certificate_password,
+            **options,
+        )
+    raise AssertionError(auth.method)
+
+
+def load_certificate(config: PlatformConfig) -> bytes:
+    """The certificate's bytes, checked to load and to match ``Thumbprint`` when set."""
+    auth = config.auth
+    where = f"Platform '{config.name}': attribute 'Certificate'"
+    if auth.certificate is not None:
+        data = auth.certificate
+    else:
+        assert auth.certificate_path is not None
+        try:
+            with open(auth.certificate_path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"{where} names the file {auth.certificate_path!r}, which cannot be read "
+                f"({exc.strerror}). Put the file on every worker or paste the PEM text instead."
+            ) from None
+    thumbprint = certificate_thumbprint(data, auth.certificate_password, where)
+    if auth.thumbprint is not None and thumbprint != auth.thumbprint:
+        raise ConfigurationError(
+            f"Platform '{config.name}': attribute 'Thumbprint' is {auth.thumbprint} but the "
+            f"certificate's SHA-1 thumbprint is {thumbprint}. Use the certificate registered in "
+            "the app registration, or correct 'Thumbprint'."
+        )
+    return data
+
+
+def certificate_thumbprint(data: bytes, password: str | None, where: str) -> str:
+    """SHA-1 thumbprint (upper-case hex) of a PEM or PKCS#12 certificate with its key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key, pkcs12
+
+    secret = password.encode() if password else None
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            key = load_pem_private_key(_pem_block(data, b"PRIVATE KEY"), password=secret)
+            cert = x509.load_pem_x509_certificate(_pem_block(data, b"CERTIFICATE"))
+        else:
+            p12_key, cert_or_none, _ = pkcs12.load_key_and_certificates(data, secret)
+            if p12_key is None or cert_or_none is None:
+                raise ValueError("the PKCS#12 file lacks a private key or a certificate")
+            key, cert = p12_key, cert_or_none
+    except (ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "password" in reason.lower() or "decrypt" in reason.lower():
+            fix = "Check 'Certificate Password'."
+        else:
+            fix = "It needs the certificate and its private key, as PEM or PKCS#12."
+        raise ConfigurationError(f"{where} cannot be loaded ({_scrub(reason)}). {fix}") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ConfigurationError(
+            f"{where} has a key of type {type(key).__name__.removeprefix('_')}, but Microsoft Entra "
+            "certificate credentials are signed with RS256 and need an RSA key. Create an RSA certificate."
+        )
+    return hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest().upper()  # noqa: S324 (Entra's thumbprint is SHA-1)
+
+
+def _pem_block(data: bytes, label: bytes) -> bytes:
+    match = re.search(rb"-----BEGIN ([A-Z ]*" + label + rb")-----.*?-----END \1-----", data, re.S)
+    if match is None:
+        raise ValueError(f"no {label.decode()} block in the PEM text")
+    return match.group(0)
+
+
+def _scrub(reason: str) -> str:
+    # cryptography's messages describe structure, but keep them short and never echo bytes.
+    return re.sub(r"b'[^']*'", "<bytes>", reason)[:200]
+
+
+def certificate_x5t(data: bytes) -> str:
+    """The base64url SHA-1 thumbprint as a JWT ``x5t`` header carries it (tests use it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    cert = x509.load_pem_x509_certificate(_pem_block(data, b"CERTIFICATE"))
+    digest = hashlib.sha1(cert.public_bytes(Encoding.DER)).digest()  # noqa: S324
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+# -- requests auth ----------------------------------------------------------------------------
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer`` from the shared provider; only ever sent over https."""
+
+    def __init__(self, provider: TokenProvider, scope: str) -> None:
+        self.provider = provider
+        self.scope = scope
+
+    def __repr__(self) -> str:
+        return f"<BearerAuth scope={self.scope}>"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not (request.url or "").startswith("https://"):
+            raise ConfigurationError("Refusing to send a bearer token over a non-https URL.")
+        request.headers["Authorization"] = "Bearer " + self.provider.token(self.scope)
+        return request
+
+    def renew(self, request: requests.PreparedRequest) -> bool:
+        """After a 401: put a new token on ``request``; False when there is none."""
+        sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        fresh = self.provider.renew_after_401(self.scope, sent)
+        if fresh is None:
+            return False
+        request.headers["Authorization"] = "Bearer " + fresh
+        return True
+
+
+class ApiKeyAuth(requests.auth.AuthBase):
+    """The resource key as the ``api-key`` header."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "<ApiKeyAuth>"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["api-key"] = self._key
+        return request
+
+    def renew(self, request: requests.PreparedRequest) -> bool:
+        return False  # a key has no newer version to try
+
+
+def auth_for(config: PlatformConfig, scope: str) -> BearerAuth | ApiKeyAuth:
+    if config.auth.method == API_KEY:
+        assert config.auth.api_key is not None
+        return ApiKeyAuth(config.auth.api_key)
+    return BearerAuth(token_provider(config), scope)

@@ -1,0 +1,555 @@
+"""The Azure OpenAI data plane: chat completions and embeddings, deterministic and strict.
+
+Answers are derived from the request alone (hashes, word counts), so tests can predict them;
+validation and error bodies follow what Azure sends (wire-samples.md §3-5).
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import functools
+import hashlib
+import json
+import math
+import re
+import secrets
+import string
+import time
+from typing import Any
+
+from .auth import bearer_token
+from .server import NOT_FOUND_BODY, Request, Response, Route, json_response, route
+from .state import OPENAI_USER_ROLE, Deployment, EmulatorConfig, EmulatorState
+
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+BLOCK_MARKER = "EMULATOR_BLOCK"
+FILTER_OUTPUT_MARKER = "EMULATOR_FILTER_OUTPUT"
+# Roles whose data actions include inference.
+_INFERENCE_ROLES = frozenset({OPENAI_USER_ROLE, "Cognitive Services OpenAI Contributor"})
+_MESSAGE_ROLES = ("system", "user", "assistant", "developer")
+_MAX_EMBEDDING_INPUTS = 2048
+_OPERATIONS_LINK = "https://go.microsoft.com/fwlink/?linkid=2197993"
+# Request fields Azure knows for each operation; anything else is "Unrecognized request argument".
+_CHAT_FIELDS = frozenset(
+    {
+        "messages",
+        "model",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "stream",
+        "stream_options",
+        "stop",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "user",
+        "response_format",
+        "seed",
+        "tools",
+        "tool_choice",
+        "functions",
+        "function_call",
+        "logprobs",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "store",
+        "metadata",
+        "data_sources",
+        "prediction",
+        "audio",
+        "modalities",
+        "user_security_context",
+    }
+)
+_EMBEDDING_FIELDS = frozenset({"input", "model", "user", "encoding_format", "dimensions", "input_type"})
+_PHRASES = (
+    "the answer is seven",
+    "the sky is clear today",
+    "it depends on the context",
+    "all systems are nominal",
+    "the test passed",
+    "a small step forward",
+    "the tide is coming in",
+    "nothing to report",
+)
+_SAFE = {"filtered": False, "severity": "safe"}
+_NOT_DETECTED = {"filtered": False, "detected": False}
+PROMPT_FILTER_RESULTS = {
+    "hate": _SAFE,
+    "jailbreak": _NOT_DETECTED,
+    "self_harm": _SAFE,
+    "sexual": _SAFE,
+    "violence": _SAFE,
+}
+COMPLETION_FILTER_RESULTS = {
+    "hate": _SAFE,
+    "protected_material_code": _NOT_DETECTED,
+    "protected_material_text": _NOT_DETECTED,
+    "self_harm": _SAFE,
+    "sexual": _SAFE,
+    "violence": _SAFE,
+}
+
+
+class InvalidRequest(Exception):
+    """A 400 `invalid_request_error` with OpenAI's message, param and code."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def response(self) -> Response:
+        return json_response(
+            400,
+            {
+                "error": {
+                    "message": self.message,
+                    "type": "invalid_request_error",
+                    "param": self.param,
+                    "code": self.code,
+                }
+            },
+        )
+
+
+def count_tokens(text: str) -> int:
+    """The emulator's tokenizer: whitespace-separated words, deterministic and easy to predict."""
+    return len(text.split())
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "decimal"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _a_json_type(value: object) -> str:
+    kind = _json_type(value)
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _invalid_type(param: str, expected: str, value: object) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {_a_json_type(value)} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, refused the way the OpenAI front end refuses it."""
+    content_type = request.content_type()
+    if content_type != "application/json":
+        shown = request.header("content-type") or ""
+        raise InvalidRequest(
+            f"Unsupported content type: '{content_type}'. This API method only accepts "
+            f"'application/json' requests, but you specified the header 'Content-Type: {shown}'. "
+            "Please try again with a supported content type.",
+            None,
+            "unsupported_content_type",
+        )
+    try:
+        body = json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+            "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+            "sent was not valid JSON.)"
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            f"Invalid type for request body: expected an object, but got {_a_json_type(body)} instead.",
+            None,
+            "invalid_type",
+        )
+    return body
+
+
+def _reject_fields(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"Unrecognized request argument supplied: {unknown[0]}")
+
+
+def _positive_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid_type(name, "an integer", value)
+    if value < 1:
+        raise InvalidRequest(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+            name,
+            "integer_below_min_value",
+        )
+    return value
+
+
+def _validate_messages(body: dict[str, Any]) -> list[dict[str, str]]:
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
+    if not isinstance(messages, list):
+        raise _invalid_type("messages", "an array", messages)
+    if not messages:
+        raise InvalidRequest(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            "messages",
+            "empty_array",
+        )
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise _invalid_type(where, "an object", message)
+        role = message.get("role")
+        if role is None:
+            raise InvalidRequest(f"Missing required parameter: '{where}.role'.", f"{where}.role", "missing_required_parameter")
+        if role not in _MESSAGE_ROLES:
+            raise InvalidRequest(
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', and 'developer'.",
+                f"{where}.role",
+                "invalid_value",
+            )
+        if "content" not in message:
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}.content'.", f"{where}.content", "missing_required_parameter"
+            )
+        if not isinstance(message["content"], str):
+            raise _invalid_type(f"{where}.content", "a string", message["content"])
+    return messages
+
+
+def _validate_temperature(body: dict[str, Any]) -> None:
+    value = body.get("temperature")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _invalid_type("temperature", "a decimal", value)
+    if value < 0:
+        raise InvalidRequest(
+            f"Invalid 'temperature': decimal below minimum value. Expected a value >= 0, but got {value} instead.",
+            "temperature",
+            "decimal_below_min_value",
+        )
+    if value > 2:
+        raise InvalidRequest(
+            f"Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got {value} instead.",
+            "temperature",
+            "decimal_above_max_value",
+        )
+
+
+# Small: a vector costs ~0.2 ms to derive (its JSON costs four times that) but ~50 kB to keep.
+@functools.lru_cache(maxsize=256)
+def embedding_vector(text: str, dimensions: int) -> tuple[float, ...]:
+    """A unit vector derived from the text alone: equal texts embed equally, different ones differ."""
+    # SHAKE-256 yields as many bytes as needed in one call; 16-bit lanes centred on zero.
+    raw = hashlib.shake_256(text.encode("utf-8")).digest(2 * dimensions)
+    lanes = array.array("H", raw)
+    centred = [lane - 32767.5 for lane in lanes]
+    norm = math.sqrt(math.fsum(value * value for value in centred))
+    return tuple(value / norm for value in centred)
+
+
+def _random_id(prefix: str, length: int = 29) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+class DataPlaneService:
+    def __init__(self, config: EmulatorConfig, state: EmulatorState) -> None:
+        self._config = config
+        self._state = state
+
+    def routes(self) -> list[Route]:
+        deployment = r"/openai/deployments/(?P<deployment>[^/]+)"
+        return [
+            route("POST", deployment + r"/chat/completions", "chat", self.chat_completions),
+            route("POST", deployment + r"/embeddings", "embeddings", self.embeddings),
+        ]
+
+    def authorize(self, request: Request) -> Response | None:
+        """None when the request may call inference, else the 401 Azure would give."""
+        if not API_VERSION.fullmatch(request.query.get("api-version", "")):
+            # An unknown api-version selects no API at the gateway: 404 before any auth.
+            return Response(404, NOT_FOUND_BODY)
+        key = request.header("api-key")
+        if key is not None:
+            if self._state.has_api_key(key):
+                return None
+            return json_response(
+                401,
+                {
+                    "error": {
+                        "code": "401",
+                        "message": "Access denied due to invalid subscription key or wrong API endpoint. Make "
+                        "sure to provide a valid key for an active subscription and use a correct regional "
+                        "API endpoint for your resource.",
+                    }
+                },
+            )
+        token = bearer_token(request.headers)
+        issued = None if token is None else self._state.lookup_token(token)
+        cloud = self._config.cloud
+        if issued is None or issued.is_expired() or not cloud.accepts_for_data_plane(issued.audience):
+            return json_response(
+                401,
+                {
+                    "statusCode": 401,
+                    "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+                    f"({cloud.data_plane_audience_display}), or have expired.",
+                },
+            )
+        principal = self._state.principal(issued.client_id)
+        if principal is None or not principal.roles & _INFERENCE_ROLES:
+            return json_response(
+                401,
+                {
+                    "error": {
+                        "code": "PermissionDenied",
+                        "message": "Principal does not have access to API/Operation.",
+                    }
+                },
+            )
+        return None
+
+    def _callable_deployment(self, name: str, operation: str) -> Deployment | Response:
+        deployment = self._state.deployment(name)
+        if deployment is None or deployment.provisioning_state != "Succeeded":
+            return json_response(
+                404,
+                {
+                    "error": {
+                        "code": "DeploymentNotFound",
+                        "message": "The API deployment for this resource does not exist. If you created the "
+                        "deployment within the last 5 minutes, please wait a moment and try again.",
+                    }
+                },
+            )
+        if deployment.is_batch_only or not deployment.supports(operation):
+            return json_response(
+                400,
+                {
+                    "error": {
+                        "code": "OperationNotSupported",
+                        "message": f"The {operation} operation does not work with the specified model, "
+                        f"{deployment.model}. Please choose different model and try again. You can learn "
+                        f"more about which models can be used with each operation here: {_OPERATIONS_LINK}.",
+                    }
+                },
+            )
+        return deployment
+
+    def chat_completions(self, request: Request, match: re.Match[str]) -> Response:
+        refused = self.authorize(request)
+        if refused is not None:
+            return refused
+        deployment = self._callable_deployment(match["deployment"], "chatCompletion")
+        if isinstance(deployment, Response):
+            return deployment
+        try:
+            body = read_json_object(request)
+            _reject_fields(body, _CHAT_FIELDS)
+            if deployment.is_reasoning and "max_tokens" in body:
+                raise InvalidRequest(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                    "max_tokens",
+                    "unsupported_parameter",
+                )
+            messages = _validate_messages(body)
+            max_tokens = _positive_int(body, "max_tokens")
+            max_completion_tokens = _positive_int(body, "max_completion_tokens")
+            _validate_temperature(body)
+            if body.get("stream") not in (None, False):
+                raise InvalidRequest("The emulator does not stream; leave 'stream' unset.", "stream", "unsupported_value")
+        except InvalidRequest as invalid:
+            return invalid.response()
+
+        user_texts = [message["content"] for message in messages if message["role"] == "user"]
+        if any(BLOCK_MARKER in text for text in user_texts):
+            return self._prompt_blocked()
+        prompt_tokens = sum(count_tokens(message["content"]) + 4 for message in messages) + 3
+        answer = self._answer(messages, user_texts)
+        words = answer.split()
+        limit = max_completion_tokens or max_tokens
+        content: str | None = answer
+        finish_reason = "stop"
+        completion_tokens = len(words)
+        choice_filters: dict[str, Any] = COMPLETION_FILTER_RESULTS
+        if any(FILTER_OUTPUT_MARKER in text for text in user_texts):
+            content = None
+            finish_reason = "content_filter"
+            choice_filters = {**COMPLETION_FILTER_RESULTS, "violence": {"filtered": True, "severity": "medium"}}
+        elif limit is not None and limit < len(words):
+            content = " ".join(words[:limit])
+            finish_reason = "length"
+            completion_tokens = limit
+        fingerprint = hashlib.sha256(deployment.model_label.encode()).hexdigest()[:10]
+        return json_response(
+            200,
+            {
+                "id": _random_id("chatcmpl-"),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": deployment.model_label,
+                "system_fingerprint": f"fp_{fingerprint}",
+                "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": PROMPT_FILTER_RESULTS}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": finish_reason,
+                        "logprobs": None,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "content_filter_results": choice_filters,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                    "completion_tokens_details": {"reasoning_tokens": 0},
+                },
+            },
+        )
+
+    @staticmethod
+    def _answer(messages: list[dict[str, str]], user_texts: list[str]) -> str:
+        digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode("utf-8")).digest()
+        phrase = _PHRASES[digest[0] % len(_PHRASES)]
+        echo = " ".join(user_texts[-1].split()[:6]) if user_texts else ""
+        return f"Emulated answer: {phrase}. You said: {echo}" if echo else f"Emulated answer: {phrase}."
+
+    @staticmethod
+    def _prompt_blocked() -> Response:
+        # The observed wire shape: `innererror` and a singular `content_filter_result`.
+        return json_response(
+            400,
+            {
+                "error": {
+                    "message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                    "management policy. Please modify your prompt and retry. To learn more about our content "
+                    "filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+                    "type": None,
+                    "param": "prompt",
+                    "code": "content_filter",
+                    "status": 400,
+                    "innererror": {
+                        "code": "ResponsibleAIPolicyViolation",
+                        "content_filter_result": {
+                            "hate": _SAFE,
+                            "jailbreak": _NOT_DETECTED,
+                            "self_harm": _SAFE,
+                            "sexual": _SAFE,
+                            "violence": {"filtered": True, "severity": "medium"},
+                        },
+                    },
+                }
+            },
+        )
+
+    def embeddings(self, request: Request, match: re.Match[str]) -> Response:
+        refused = self.authorize(request)
+        if refused is not None:
+            return refused
+        deployment = self._callable_deployment(match["deployment"], "embeddings")
+        if isinstance(deployment, Response):
+            return deployment
+        try:
+            body = read_json_object(request)
+            _reject_fields(body, _EMBEDDING_FIELDS)
+            texts = self._inputs(body)
+            dimensions = self._dimensions(body, deployment)
+            encoding = body.get("encoding_format", "float")
+            if encoding not in ("float", "base64"):
+                raise InvalidRequest(
+                    f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
+                    "encoding_format",
+                    "invalid_value",
+                )
+        except InvalidRequest as invalid:
+            return invalid.response()
+        data = []
+        for index, text in enumerate(texts):
+            vector = embedding_vector(text, dimensions)
+            embedding: Any = (
+                base64.b64encode(array.array("f", vector).tobytes()).decode("ascii") if encoding == "base64" else vector
+            )
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(max(1, count_tokens(text)) for text in texts)
+        return json_response(
+            200,
+            {
+                "object": "list",
+                "model": deployment.model,
+                "data": data,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
+    @staticmethod
+    def _inputs(body: dict[str, Any]) -> list[str]:
+        value = body.get("input")
+        if value is None:
+            raise InvalidRequest("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list):
+            raise _invalid_type("input", "a string or an array of strings", value)
+        if not texts:
+            raise InvalidRequest(
+                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+                "input",
+                "empty_array",
+            )
+        if len(texts) > _MAX_EMBEDDING_INPUTS:
+            raise InvalidRequest(
+                f"Invalid 'input': array too long. Expected an array with maximum length "
+                f"{_MAX_EMBEDDING_INPUTS}, but got an array with length {len(texts)} instead.",
+                "input",
+                "array_above_max_length",
+            )
+        for index, text in enumerate(texts):
+            where = "input" if isinstance(value, str) else f"input[{index}]"
+            if not isinstance(text, str):
+                raise _invalid_type(where, "a string", text)
+            if not text:
+                raise InvalidRequest(
+                    f"Invalid '{where}': empty string. Expected a string with minimum length 1, but got an empty string instead.",
+                    where,
+                    "empty_string",
+                )
+        return texts
+
+    def _dimensions(self, body: dict[str, Any], deployment: Deployment) -> int:
+        native = self._config.embedding_dimensions
+        value = body.get("dimensions")
+        if value is None:
+            return native
+        if "ada" in deployment.model.lower():
+            raise InvalidRequest("This model does not support specifying dimensions.", "dimensions")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid_type("dimensions", "an integer", value)
+        if not 1 <= value <= native:
+            raise InvalidRequest(
+                f"Invalid 'dimensions': expected a value between 1 and {native}, but got {value} instead.",
+                "dimensions",
+                "invalid_value",
+            )
+        return value

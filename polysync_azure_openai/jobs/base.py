@@ -1,0 +1,315 @@
+"""The small base the three job types share: import, job input, RunIds, monitor links."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+from .. import discovery
+from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
+from ..manifest import JobTypeSpec, job_type_spec
+from ..platform import API_KEY, PlatformConfig
+from ..results import CANCELLED, FAILED, SUCCESS, ImportedJob, RunResult
+from ..troubleshooting import failure_message
+
+#: Texts larger than this are refused before sending (Azure's largest context is far smaller).
+MAX_TEXT_CHARS: Final = 1_000_000
+_SYNC_RUN_ID = re.compile(r"(?P<deployment>[^#]{1,64})#(?P<kind>sync|batch)#(?P<status>Success|Failed)")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _show(value: object, limit: int = 80) -> str:
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+class JobInput:
+    """A job's attributes and a run's parameters, with errors that name the field and the fix."""
+
+    def __init__(self, job: Any, parameters: Mapping[str, Any] | None = None) -> None:
+        self.job_name = str(getattr(job, "name", "") or getattr(job, "external_id", "") or "(unnamed)")
+        raw = getattr(job, "attributes", None) or {}
+        self.attributes = {str(k): str(v).strip() for k, v in raw.items() if v is not None and str(v).strip()}
+        self.parameters = parameters or {}
+
+    def fail(self, what: str, problem: str, fix: str) -> ConfigurationError:
+        return ConfigurationError(f"Job '{self.job_name}': {what} {problem}. {fix}")
+
+    def attribute(self, name: str) -> str | None:
+        return self.attributes.get(name)
+
+    def positive_int(self, name: str, maximum: int = 10_000_000) -> int | None:
+        value = self.attribute(name)
+        if value is None:
+            return None
+        if not re.fullmatch(r"[1-9][0-9]*", value) or int(value) > maximum:
+            raise self.fail(
+                f"attribute '{name}'",
+                f"is {_show(value)}",
+                f"Use a whole number from 1 to {maximum} (no sign, no decimals), or leave it blank.",
+            )
+        return int(value)
+
+    def decimal(self, name: str, low: float, high: float) -> float | None:
+        value = self.attribute(name)
+        if value is None:
+            return None
+        number = float(value) if re.fullmatch(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", value) else math.nan
+        if not math.isfinite(number) or not low <= number <= high:
+            raise self.fail(
+                f"attribute '{name}'",
+                f"is {_show(value)}",
+                f"Use a decimal number from {low:g} to {high:g} (for example 0.7), or leave it blank.",
+            )
+        return number
+
+    def required_text(self, name: str) -> str:
+        """A required String parameter: present, a string, not blank, not oversized."""
+        value = self.text(name, required=True)
+        assert value is not None
+        return value
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        """A String parameter: a string, not oversized; None when absent or blank and optional."""
+        if name not in self.parameters or self.parameters[name] is None:
+            if required:
+                raise self.fail(
+                    f"parameter '{name}'",
+                    "is missing",
+                    "Give it a value in the Task's parameters, or map it from an upstream task's output.",
+                )
+            return None
+        value = self.parameters[name]
+        if not isinstance(value, str):
+            raise self.fail(
+                f"parameter '{name}'",
+                f"is a {_json_type(value)}, not a string",
+                "Pass text (quote numbers and serialise objects to a string first).",
+            )
+        if not value.strip():
+            if required:
+                raise self.fail(f"parameter '{name}'", "is empty", "Give it a non-blank text.")
+            return None
+        if len(value) > MAX_TEXT_CHARS:
+            raise self.fail(
+                f"parameter '{name}'",
+                f"has {len(value):,} characters, more than the {MAX_TEXT_CHARS:,} allowed",
+                "Shorten it, or use the Azure OpenAI Batch Job for bulk work.",
+            )
+        return value
+
+
+def json_object(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``payload[key]`` when it is a JSON object, else an empty one (Azure omits or nulls fields)."""
+    value = payload.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def unusable_answer(problem: str, request_id: str) -> TransportError:
+    """A 200 whose body lacks what the run needs: a failure, never a crash."""
+    return TransportError(ErrorDetail(200, "UnexpectedResponse", f"the answer (HTTP 200) {problem}", request_id))
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+class JobType:
+    """What every job type has: its manifest spec, import, deployment and monitor link."""
+
+    name: ClassVar[str]
+    #: Operation name used in advice ("chat", "embeddings", "batch").
+    operation: ClassVar[str]
+    external_id_suffix: ClassVar[str] = ""
+
+    @property
+    def spec(self) -> JobTypeSpec:
+        return job_type_spec(self.name)
+
+    # -- import_jobs ----------------------------------------------------------------------------
+
+    def import_jobs(self, platform: Any) -> list[ImportedJob]:
+        enabled = getattr(platform, "enabled_job_types", None)
+        if enabled is not None and self.name not in enabled:
+            return []
+        config = PlatformConfig.from_host(platform)
+        catalog = discovery.catalog(config)
+        return [self.imported_job(d) for d in catalog.deployments_for(self.name)]
+
+    def imported_job(self, deployment: discovery.Deployment) -> ImportedJob:
+        spec = self.spec
+        attributes = spec.defaults()
+        attributes["Deployment Name"] = deployment.name
+        attributes["Model Name"] = deployment.model_name
+        return ImportedJob(
+            job_type=self.name,
+            external_id=deployment.name + self.external_id_suffix,
+            name=deployment.name + self.external_id_suffix,
+            description=f"{self.name} on deployment '{deployment.name}' ({deployment.describe()}).",
+            attributes=attributes,
+            parameters=spec.parameters,
+        )
+
+    # -- shared by the run hooks ----------------------------------------------------------------
+
+    def deployment(self, job: Any, job_input: JobInput) -> str:
+        """``Deployment Name`` when set, else the External Id without its suffix (spec §2, §4)."""
+        name = job_input.attribute("Deployment Name")
+        source = "attribute 'Deployment Name'"
+        if name is None:
+            external = str(getattr(job, "external_id", "") or "")
+            name = external.removesuffix(self.external_id_suffix) if self.external_id_suffix else external
+            source = "External Id"
+        if not discovery.DEPLOYMENT_NAME.fullmatch(name):
+            raise job_input.fail(
+                source,
+                f"is {_show(name)}: a deployment name is 1-64 letters, digits, '.', '-' or '_' (not dots alone)",
+                "Re-run Import Jobs, or set 'Deployment Name' to a deployment of the resource.",
+            )
+        return name
+
+    def submit(self, platform: Any, job: Any, parameters: Mapping[str, Any], run_key: str) -> RunResult:
+        raise NotImplementedError
+
+    def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult:
+        raise NotImplementedError
+
+    def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult:
+        raise NotImplementedError
+
+    def monitor_url(self, platform: Any, job: Any, run_id: str) -> str:
+        self.check_run_id(run_id)
+        return PlatformConfig.from_host(platform).portal_url()
+
+    def check_run_id(self, run_id: str) -> None:
+        raise NotImplementedError
+
+    def failed(
+        self,
+        run_id: str,
+        detail: ErrorDetail,
+        *,
+        what: str,
+        config: PlatformConfig,
+        deployment: str | None,
+        started: datetime | None,
+    ) -> RunResult:
+        message = failure_message(
+            detail, what=what, operation=self.operation, deployment=deployment, api_key=config.auth.method == API_KEY
+        )
+        return RunResult(run_id=run_id, status=FAILED, outputs={}, message=message, started_at=started, ended_at=utcnow())
+
+
+def decode_local_run_id(run_id: Any, kind: str, job_type: str) -> tuple[str, str]:
+    """(deployment, status) of a RunId that carries its outcome (``{deployment}#{kind}#{status}``)."""
+    match = _SYNC_RUN_ID.fullmatch(run_id) if isinstance(run_id, str) else None
+    if match is None or match["kind"] != kind or not discovery.DEPLOYMENT_NAME.fullmatch(match["deployment"]):
+        raise ConfigurationError(
+            f"RunId {_show(run_id)} is not one this plugin issued for {job_type}: expected "
+            f"'<deployment>#{kind}#Success' or '<deployment>#{kind}#Failed'. Check that the run "
+            "belongs to this job type."
+        )
+    return match["deployment"], match["status"]
+
+
+def local_run_id(deployment: str, kind: str, status: str) -> str:
+    return f"{deployment}#{kind}#{status}"
+
+
+class SynchronousJob(JobType):
+    """Chat Completion and Embedding: one POST during submit; the RunId records the outcome."""
+
+    path_suffix: ClassVar[str]
+
+    def build_body(self, job_input: JobInput, config: PlatformConfig, model_name: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read_outputs(self, payload: Mapping[str, Any], request_id: str) -> tuple[dict[str, Any], str]:
+        """Outputs and the run message from a 200 answer; raise RemoteError if it is unusable."""
+        raise NotImplementedError
+
+    def submit(self, platform: Any, job: Any, parameters: Mapping[str, Any], run_key: str) -> RunResult:
+        from ..http import data_plane
+
+        config = PlatformConfig.from_host(platform)
+        job_input = JobInput(job, parameters)
+        deployment = self.deployment(job, job_input)
+        body = self.build_body(job_input, config, job_input.attribute("Model Name"))
+        client = data_plane(config)
+        started = utcnow()
+        try:
+            payload, request_id = self.call(client, config, deployment, body)
+            outputs, message = self.read_outputs(payload, request_id)
+        except RemoteError as exc:
+            return self.failed(
+                local_run_id(deployment, "sync", FAILED),
+                exc.detail,
+                what=f"{self.name} on deployment '{deployment}'",
+                config=config,
+                deployment=deployment,
+                started=started,
+            )
+        return RunResult(
+            run_id=local_run_id(deployment, "sync", SUCCESS),
+            status=SUCCESS,
+            outputs=outputs,
+            message=message,
+            started_at=started,
+            ended_at=utcnow(),
+        )
+
+    def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        from ..http import RetryMode, dumps, read_json, response_request_id
+
+        response = client.send(
+            "POST",
+            f"/openai/deployments/{deployment}/{self.path_suffix}",
+            params={"api-version": config.api_version},
+            body=dumps(body),
+            mode=RetryMode.POST,
+        )
+        return read_json(response, f"The {self.operation} answer"), response_request_id(response)
+
+    def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult:
+        _, status = decode_local_run_id(run_id, "sync", self.name)
+        return RunResult(
+            run_id=run_id,
+            status=status,
+            outputs={},
+            message=f"{self.name} runs finish within submit; this status is read from the RunId "
+            "(the outputs were recorded when the run ended).",
+        )
+
+    def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult:
+        _, status = decode_local_run_id(run_id, "sync", self.name)
+        return RunResult(
+            run_id=run_id,
+            status=status,
+            outputs={},
+            message=f"Cancel is not supported for {self.name}: the run finished within submit "
+            f"with status {status}; nothing was sent to Azure.",
+        )
+
+    def check_run_id(self, run_id: str) -> None:
+        decode_local_run_id(run_id, "sync", self.name)
+
+
+__all__ = ["CANCELLED", "JobInput", "JobType", "SynchronousJob", "decode_local_run_id", "local_run_id", "utcnow"]

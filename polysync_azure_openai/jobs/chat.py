@@ -1,0 +1,87 @@
+"""Azure OpenAI Chat Completion (spec §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from ..errors import ErrorDetail
+from ..platform import PlatformConfig
+from . import CHAT
+from .base import JobInput, SynchronousJob, int_or_none, json_object, unusable_answer
+
+#: Reasoning models refuse max_tokens and want max_completion_tokens (spec §2 Decision).
+REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5")
+FINISH_NOTES: Final = {
+    "length": "The answer was cut short by the token limit ('OpenAI Max Tokens').",
+    "content_filter": "The answer was cut short by Azure OpenAI's content filter.",
+}
+
+
+def is_reasoning_model(model_name: str | None) -> bool:
+    return bool(model_name) and model_name.lower().startswith(REASONING_PREFIXES)  # type: ignore[union-attr]
+
+
+class ChatCompletionJob(SynchronousJob):
+    name: ClassVar[str] = CHAT
+    operation: ClassVar[str] = "chat"
+    path_suffix: ClassVar[str] = "chat/completions"
+
+    def build_body(self, job_input: JobInput, config: PlatformConfig, model_name: str | None) -> dict[str, Any]:
+        user_prompt = job_input.required_text("user_prompt")
+        system_prompt = job_input.text("system_prompt") or job_input.attribute("OpenAI System Prompt")
+        max_tokens = job_input.positive_int("OpenAI Max Tokens")
+        temperature = job_input.decimal("OpenAI Temperature", 0.0, 2.0)
+        messages: list[dict[str, str]] = []
+        if system_prompt:
+            messages.append({"role": "system", "content": system_prompt})
+        messages.append({"role": "user", "content": user_prompt})
+        body: dict[str, Any] = {"messages": messages}
+        if max_tokens is not None:
+            body["max_completion_tokens" if is_reasoning_model(model_name) else "max_tokens"] = max_tokens
+        if temperature is not None:
+            body["temperature"] = temperature
+        return body
+
+    def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        from ..errors import AzureServiceError
+
+        try:
+            return super().call(client, config, deployment, body)
+        except AzureServiceError as exc:
+            # A reasoning model whose 'Model Name' was not imported: resend once as Azure asks.
+            if "max_tokens" in body and _rejects_max_tokens(exc.detail):
+                retry = {k: v for k, v in body.items() if k != "max_tokens"}
+                retry["max_completion_tokens"] = body["max_tokens"]
+                return super().call(client, config, deployment, retry)
+            raise
+
+    def read_outputs(self, payload: Mapping[str, Any], request_id: str) -> tuple[dict[str, Any], str]:
+        choices = payload.get("choices")
+        usage = payload.get("usage")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise unusable_answer("has no choices", request_id)
+        if not isinstance(usage, dict):
+            raise unusable_answer("has no usage", request_id)
+        choice = choices[0]
+        message = json_object(choice, "message")
+        content = message.get("content")
+        finish_reason = choice.get("finish_reason")
+        outputs = {
+            "response": content if isinstance(content, str) else None,
+            "prompt_tokens": int_or_none(usage.get("prompt_tokens")),
+            "completion_tokens": int_or_none(usage.get("completion_tokens")),
+            "total_tokens": int_or_none(usage.get("total_tokens")),
+            "finish_reason": finish_reason if isinstance(finish_reason, str) else None,
+        }
+        text = (
+            f"Chat completion finished ({outputs['finish_reason'] or 'no finish_reason'}); "
+            f"{outputs['prompt_tokens']} prompt + {outputs['completion_tokens']} completion = "
+            f"{outputs['total_tokens']} tokens (request id {request_id})."
+        )
+        note = FINISH_NOTES.get(str(finish_reason))
+        return outputs, f"{text} {note}" if note else text
+
+
+def _rejects_max_tokens(detail: ErrorDetail) -> bool:
+    return detail.status == 400 and "max_tokens" in detail.message and "max_completion_tokens" in detail.message

@@ -1,0 +1,111 @@
+"""The hook implementations: three sibling job types, registered by three entry points.
+
+Each hookimpl checks that the platform (and job) is this job type's and delegates to the job
+type's service in ``polysync_azure_openai.jobs``. Those services, and with them requests and
+azure-identity, are imported on the first call, not when the host loads the plugin.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .hookspecs import hookimpl
+from .jobs import BATCH, CHAT, EMBEDDING, PLATFORM_TYPE
+
+if TYPE_CHECKING:
+    from .jobs.base import JobType
+    from .results import ImportedJob, RunResult
+
+
+class AzureOpenAIJobTypePlugin:
+    """What the three siblings share; each subclass names its job type and service class."""
+
+    job_type: ClassVar[str]
+    #: "module:Class" of the service that does the work, imported on first use.
+    service_path: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._service: JobType | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.job_type!r}>"
+
+    @property
+    def service(self) -> JobType:
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    module_name, _, class_name = self.service_path.partition(":")
+                    module = importlib.import_module(module_name, __package__)
+                    self._service = getattr(module, class_name)()
+        assert self._service is not None
+        return self._service
+
+    def _ours(self, platform: Any, job: Any) -> bool:
+        return getattr(platform, "platform_type", None) == PLATFORM_TYPE and getattr(job, "job_type", None) == self.job_type
+
+    @hookimpl(wrapper=True, specname="import_jobs")
+    def share_one_listing(self, platform: Any) -> Generator[None, list[ImportedJob] | None, list[ImportedJob] | None]:
+        """Open the import scope once per host call, so the siblings share one ARM listing."""
+        if getattr(platform, "platform_type", None) != PLATFORM_TYPE:
+            return (yield)
+        from .discovery import import_scope
+        from .platform import PlatformConfig
+
+        with import_scope(PlatformConfig.from_host(platform)):
+            return (yield)
+
+    @hookimpl
+    def import_jobs(self, platform: Any) -> list[ImportedJob] | None:
+        if getattr(platform, "platform_type", None) != PLATFORM_TYPE:
+            return None
+        return self.service.import_jobs(platform)
+
+    @hookimpl
+    def submit(self, platform: Any, job: Any, parameters: Mapping[str, Any], run_key: str) -> RunResult | None:
+        if not self._ours(platform, job):
+            return None
+        return self.service.submit(platform, job, parameters, run_key)
+
+    @hookimpl
+    def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult | None:
+        if not self._ours(platform, job):
+            return None
+        return self.service.get_status(platform, job, run_id)
+
+    @hookimpl
+    def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult | None:
+        if not self._ours(platform, job):
+            return None
+        return self.service.cancel(platform, job, run_id)
+
+    @hookimpl
+    def monitor_url(self, platform: Any, job: Any, run_id: str) -> str | None:
+        if not self._ours(platform, job):
+            return None
+        return self.service.monitor_url(platform, job, run_id)
+
+
+class ChatCompletion(AzureOpenAIJobTypePlugin):
+    job_type = CHAT
+    service_path = ".jobs.chat:ChatCompletionJob"
+
+
+class Embedding(AzureOpenAIJobTypePlugin):
+    job_type = EMBEDDING
+    service_path = ".jobs.embedding:EmbeddingJob"
+
+
+class BatchJob(AzureOpenAIJobTypePlugin):
+    job_type = BATCH
+    service_path = ".jobs.batch:BatchJob"
+
+
+# The entry points name these instances: pluggy calls methods on the registered object.
+chat = ChatCompletion()
+embedding = Embedding()
+batch = BatchJob()

@@ -1,0 +1,258 @@
+"""Auth: the four methods, one token per identity and scope, a 401 resend, no mixing of platforms."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import uuid
+from pathlib import Path
+
+import pluggy
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.host import Platform
+from polysync_azure_openai.jobs import CHAT, EMBEDDING
+
+from .conftest import emulator_attributes, job, sp_platform
+
+DATA_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+def chat(pm: pluggy.PluginManager, platform: Platform, prompt: str = "hi"):
+    return pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": prompt}, run_key="k")
+
+
+def test_one_token_request_for_twenty_calls(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    for i in range(20):
+        assert chat(pm, sp_platform(emu), f"call {i}").status == "Success"
+    assert emu.token_requests() == 1
+    assert emu.token_requests(client_id=emu.client_id, scope=DATA_SCOPE) == 1
+
+
+def test_sixteen_racing_threads_fetch_one_token(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    barrier = threading.Barrier(16)
+    statuses: list[str] = []
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(3):
+            statuses.append(chat(pm, sp_platform(emu)).status)
+
+    threads = [threading.Thread(target=run) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == ["Success"] * 48
+    assert emu.token_requests() == 1
+
+
+def test_token_is_renewed_shortly_before_it_expires(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.token_lifetime = 200  # inside the 300 s refresh margin from the start: every call renews
+    chat(pm, sp_platform(emu))
+    chat(pm, sp_platform(emu))
+    assert emu.token_requests() == 2
+    emu.token_lifetime = 3600
+    chat(pm, sp_platform(emu))
+    chat(pm, sp_platform(emu))
+    assert emu.token_requests() == 3
+
+
+def test_401_gets_one_resend_with_a_new_token(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    assert chat(pm, sp_platform(emu)).status == "Success"
+    emu.revoke_tokens()  # Azure no longer accepts the cached token
+    assert chat(pm, sp_platform(emu)).status == "Success"
+    chats = [r for r in emu.requests if r.kind == "chat"]
+    assert len(chats) == 3  # ok, 401, resent ok
+    assert chats[1].headers["authorization"] != chats[2].headers["authorization"]
+    assert emu.token_requests() == 2
+
+
+def test_scopes_are_cached_separately(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    pm.hook.import_jobs(platform=platform)
+    chat(pm, platform)
+    pm.hook.import_jobs(platform=platform)
+    chat(pm, platform)
+    assert emu.token_requests(scope=DATA_SCOPE) == 1
+    assert emu.token_requests(scope="https://management.azure.com/.default") == 1
+
+
+def test_two_platforms_never_mix_credentials(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    other_id = str(uuid.uuid4())
+    emu.add_secret_client(other_id, "second-secret-value")
+    a = sp_platform(emu, name="a")
+    b = sp_platform(emu, name="b", Client_Id=other_id, Client_Secret="second-secret-value")
+    barrier = threading.Barrier(8)
+
+    def run(platform: Platform, prompt: str) -> None:
+        barrier.wait()
+        for _ in range(5):
+            chat(pm, platform, prompt)
+
+    threads = [threading.Thread(target=run, args=(p, p.name)) for p in (a, b) * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    chats = [r for r in emu.requests if r.kind == "chat"]
+    assert len(chats) == 40
+    for request in chats:
+        sent_by = request.body.decode()
+        expected = emu.client_id if '"a"' in sent_by else other_id
+        assert request.client_id == expected
+    assert emu.token_requests(client_id=emu.client_id) == 1
+    assert emu.token_requests(client_id=other_id) == 1
+
+
+def test_changed_configuration_under_the_same_name_takes_effect(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    assert chat(pm, sp_platform(emu)).status == "Success"
+    broken = chat(pm, sp_platform(emu, Client_Secret="rotated-wrong-secret"))
+    assert broken.status == "Failed"
+    assert "AADSTS7000215" in broken.message and "Client Secret" in broken.message
+    assert "rotated-wrong-secret" not in broken.message
+
+
+def test_wrong_secret_is_a_failed_run_with_the_entra_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = chat(pm, sp_platform(emu, Client_Secret="definitely-wrong"))
+    assert result.status == "Failed"
+    assert "invalid_client" in result.message or "AADSTS7000215" in result.message
+    assert not [r for r in emu.requests if r.kind == "chat"]
+
+
+def test_polysync_service_principal_uses_the_hosts_credential(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    from azure.identity import ClientSecretCredential
+
+    host_credential = ClientSecretCredential(
+        emu.tenant_id, emu.client_id, emu.client_secret, authority=emu.url, disable_instance_discovery=True
+    )
+    attributes = {k: v for k, v in emulator_attributes(emu).items() if k not in ("Tenant Id", "Client Id", "Client Secret")}
+    platform = Platform(
+        name="host-identity", auth_method="Polysync Service Principal", attributes=attributes, credential=host_credential
+    )
+    for _ in range(3):
+        assert chat(pm, platform).status == "Success"
+    assert emu.token_requests() == 1
+    jobs = pm.hook.import_jobs(platform=platform)
+    assert any(jobs)
+
+
+def test_polysync_service_principal_without_credential_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = Platform(name="p", auth_method="Polysync Service Principal", attributes=emulator_attributes(emu))
+    with pytest.raises(ConfigurationError, match="host passed no credential"):
+        chat(pm, platform)
+    assert emu.requests == []
+
+
+# -- Certificate ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(emu: Emulator) -> tuple[str, trustme.LeafCert]:
+    """An app registration with a certificate, registered in the emulator."""
+    # Entra signs certificate assertions with RS256: app certificates have RSA keys.
+    issuer = trustme.CA(key_type=trustme.KeyType.RSA)
+    leaf = issuer.issue_cert("polysync-test-app", key_type=trustme.KeyType.RSA)
+    client_id = str(uuid.uuid4())
+    emu.add_certificate_client(client_id, leaf.cert_chain_pems[0].bytes())
+    return client_id, leaf
+
+
+def cert_platform(emu: Emulator, client_id: str, certificate: str, **extra: str) -> Platform:
+    attributes = {k: v for k, v in emulator_attributes(emu).items() if k != "Client Secret"}
+    attributes.update({"Client Id": client_id, "Certificate": certificate, **extra})
+    return Platform(name="cert", auth_method="Certificate", attributes=attributes)
+
+
+def pem_of(leaf: trustme.LeafCert) -> bytes:
+    return leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes()
+
+
+def pkcs12_of(leaf: trustme.LeafCert, password: bytes) -> bytes:
+    key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), None)
+    cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+    return pkcs12.serialize_key_and_certificates(b"app", key, cert, None, serialization.BestAvailableEncryption(password))  # type: ignore[arg-type]
+
+
+def thumbprint_of(leaf: trustme.LeafCert) -> str:
+    cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
+    return cert.fingerprint(hashes.SHA1()).hex()
+
+
+@pytest.mark.parametrize("form", ["pem-text", "pem-base64", "pkcs12-base64", "pem-path", "pkcs12-path"])
+def test_certificate_forms(pm: pluggy.PluginManager, emu: Emulator, certificate, form: str, tmp_path: Path) -> None:
+    client_id, leaf = certificate
+    extra: dict[str, str] = {}
+    if form == "pem-text":
+        value = pem_of(leaf).decode()
+    elif form == "pem-base64":
+        value = base64.b64encode(pem_of(leaf)).decode()
+    elif form == "pkcs12-base64":
+        value = base64.b64encode(pkcs12_of(leaf, b"p12-pass")).decode()
+        extra["Certificate Password"] = "p12-pass"
+    elif form == "pem-path":
+        (tmp_path / "app.pem").write_bytes(pem_of(leaf))
+        value = str(tmp_path / "app.pem")
+    else:
+        (tmp_path / "app.p12").write_bytes(pkcs12_of(leaf, b"p12-pass"))
+        value = str(tmp_path / "app.p12")
+        extra["Certificate Password"] = "p12-pass"
+    # Thumbprint as the portal shows it, with colons and lower case: both are ignored.
+    tp = thumbprint_of(leaf)
+    extra["Thumbprint"] = ":".join(tp[i : i + 2] for i in range(0, len(tp), 2)).lower()
+    result = chat(pm, cert_platform(emu, client_id, value, **extra))
+    assert result.status == "Success", result.message
+    assert emu.token_requests(client_id=client_id) == 1
+
+
+def test_thumbprint_mismatch_fails_before_entra(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
+    client_id, leaf = certificate
+    with pytest.raises(ConfigurationError) as info:
+        chat(pm, cert_platform(emu, client_id, pem_of(leaf).decode(), Thumbprint="AB" * 20))
+    assert "'Thumbprint' is " + "AB" * 20 in str(info.value) and thumbprint_of(leaf).upper() in str(info.value)
+    assert emu.requests == []
+
+
+def test_wrong_pkcs12_password_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
+    client_id, leaf = certificate
+    value = base64.b64encode(pkcs12_of(leaf, b"right")).decode()
+    with pytest.raises(ConfigurationError) as info:
+        chat(pm, cert_platform(emu, client_id, value, **{"Certificate Password": "wrong-password"}))
+    assert "'Certificate'" in str(info.value) and "Certificate Password" in str(info.value)
+    assert "wrong-password" not in str(info.value)
+    assert emu.requests == []
+
+
+def test_certificate_with_an_ec_key_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
+    client_id, _ = certificate
+    ec_leaf = trustme.CA(key_type=trustme.KeyType.ECDSA).issue_cert("ec-app")
+    with pytest.raises(ConfigurationError, match="need an RSA key"):
+        chat(pm, cert_platform(emu, client_id, pem_of(ec_leaf).decode()))
+    assert emu.requests == []
+
+
+def test_certificate_path_that_does_not_exist(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
+    client_id, _ = certificate
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        chat(pm, cert_platform(emu, client_id, "/nonexistent/app.pem"))
+    assert emu.requests == []
+
+
+def test_unregistered_certificate_is_rejected_by_entra(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
+    client_id, _ = certificate
+    stranger = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("someone-else", key_type=trustme.KeyType.RSA)
+    result = chat(pm, cert_platform(emu, client_id, pem_of(stranger).decode()))
+    assert result.status == "Failed" and "AADSTS" in result.message
+    assert not [r for r in emu.requests if r.kind == "chat"]
+
+
+def test_embedding_and_chat_share_the_identity_token(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    chat(pm, sp_platform(emu))
+    pm.hook.submit(platform=sp_platform(emu), job=job(EMBEDDING, "embed-small"), parameters={"input": "x"}, run_key="k")
+    assert emu.token_requests() == 1

@@ -1,0 +1,209 @@
+"""Azure OpenAI Chat Completion end to end against the emulator (spec §2, §5, §6)."""
+
+from __future__ import annotations
+
+import json
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.emulator import Deployment, Emulator
+from polysync_azure_openai.jobs import CHAT
+
+from .conftest import api_key_platform, job, sp_platform
+
+
+def chat_bodies(emu: Emulator) -> list[dict]:
+    return [json.loads(r.body) for r in emu.requests if r.kind == "chat"]
+
+
+def test_chat_run_sends_the_specified_body_and_fills_outputs(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    chat_job = job(CHAT, "gpt-4o", OpenAI_System_Prompt="Be brief.", OpenAI_Max_Tokens="50", OpenAI_Temperature="0.5")
+    result = pm.hook.submit(platform=platform, job=chat_job, parameters={"user_prompt": "Name a prime number."}, run_key="rk-1")
+    assert result.status == "Success"
+    assert result.run_id == "gpt-4o#sync#Success"
+    assert chat_bodies(emu) == [
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Name a prime number."},
+            ],
+            "max_tokens": 50,
+            "temperature": 0.5,
+        }
+    ]
+    request = next(r for r in emu.requests if r.kind == "chat")
+    assert request.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert request.query == {"api-version": "2024-10-21"}
+    assert request.headers["authorization"].startswith("Bearer ")
+    assert request.headers["user-agent"].startswith("polysync-azure-openai/0.1.0")
+    assert len(request.headers["x-ms-client-request-id"]) == 36
+    out = result.outputs
+    assert set(out) == {"response", "prompt_tokens", "completion_tokens", "total_tokens", "finish_reason"}
+    assert isinstance(out["response"], str) and out["response"]
+    assert out["finish_reason"] == "stop"
+    assert out["total_tokens"] == out["prompt_tokens"] + out["completion_tokens"] > 0
+    assert result.started_at is not None and result.ended_at is not None
+    assert result.started_at.tzinfo is not None and result.started_at <= result.ended_at
+
+
+def test_system_prompt_parameter_wins_and_unset_options_are_left_out(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    chat_job = job(CHAT, "gpt-4o", OpenAI_System_Prompt="from attribute")
+    pm.hook.submit(
+        platform=sp_platform(emu),
+        job=chat_job,
+        parameters={"user_prompt": "hi", "system_prompt": "from parameter"},
+        run_key="k",
+    )
+    pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    first, second = chat_bodies(emu)
+    assert first == {"messages": [{"role": "system", "content": "from parameter"}, {"role": "user", "content": "hi"}]}
+    assert second == {"messages": [{"role": "user", "content": "hi"}]}  # no system message at all
+
+
+def test_deployment_name_attribute_overrides_external_id(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "renamed-job", Deployment_Name="gpt-4o"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success" and result.run_id == "gpt-4o#sync#Success"
+    assert [r.path for r in emu.requests if r.kind == "chat"] == ["/openai/deployments/gpt-4o/chat/completions"]
+
+
+def test_get_status_cancel_and_monitor_url_make_no_request(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    chat_job = job(CHAT, "gpt-4o")
+    for status in ("Success", "Failed"):
+        run_id = f"gpt-4o#sync#{status}"
+        got = pm.hook.get_status(platform=platform, job=chat_job, run_id=run_id)
+        assert (got.run_id, got.status) == (run_id, status)
+        cancelled = pm.hook.cancel(platform=platform, job=chat_job, run_id=run_id)
+        assert cancelled.status == status and "not supported" in cancelled.message
+    url = pm.hook.monitor_url(platform=platform, job=chat_job, run_id="gpt-4o#sync#Success")
+    assert url == (
+        f"https://portal.azure.com/#@/resource/subscriptions/{emu.subscription_id}/resourceGroups/"
+        f"{emu.resource_group}/providers/Microsoft.CognitiveServices/accounts/{emu.resource_name}/overview"
+    )
+    assert emu.requests == []
+
+
+def test_monitor_url_without_subscription_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    with pytest.raises(ValueError, match="'Subscription Id' and 'Resource Group Name' are not set"):
+        pm.hook.monitor_url(platform=api_key_platform(emu), job=job(CHAT, "gpt-4o"), run_id="gpt-4o#sync#Success")
+
+
+def test_deployment_not_found_is_a_failed_run_with_the_fix(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "gpt-4o", Deployment_Name="no-such"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Failed"
+    assert result.run_id == "no-such#sync#Failed"
+    assert result.outputs == {}
+    message = result.message
+    assert "HTTP 404" in message and "DeploymentNotFound" in message
+    assert "The API deployment for this resource does not exist" in message
+    assert "request id" in message and "re-run Import Jobs" in message
+    request_id = next(r for r in emu.requests if r.kind == "chat")
+    assert request_id is not None
+    status = pm.hook.get_status(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), run_id=result.run_id)
+    assert status.status == "Failed"
+
+
+def test_embedding_deployment_for_chat_is_operation_not_supported(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu), job=job(CHAT, "embed-small"), parameters={"user_prompt": "hi"}, run_key="k"
+    )
+    assert result.status == "Failed" and "OperationNotSupported" in result.message
+
+
+def test_prompt_blocked_by_content_filter_is_failed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "EMULATOR_BLOCK this"}, run_key="k"
+    )
+    assert result.status == "Failed"
+    assert "HTTP 400" in result.message and "content_filter" in result.message
+    assert "violence=medium" in result.message and "content filter" in result.message.lower()
+    assert len([r for r in emu.requests if r.kind == "chat"]) == 1  # never retried
+
+
+def test_filtered_or_truncated_answers_are_success_with_their_finish_reason(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    filtered = pm.hook.submit(
+        platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "EMULATOR_FILTER_OUTPUT"}, run_key="k"
+    )
+    assert filtered.status == "Success" and filtered.outputs["finish_reason"] == "content_filter"
+    assert filtered.outputs["response"] is None and "content filter" in filtered.message
+    cut = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "gpt-4o", OpenAI_Max_Tokens="1"),
+        parameters={"user_prompt": "Tell me a long story about primes"},
+        run_key="k",
+    )
+    assert cut.status == "Success" and cut.outputs["finish_reason"] == "length"
+    assert "token limit" in cut.message
+
+
+def test_reasoning_model_gets_max_completion_tokens_from_model_name(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "o3-mini", Model_Name="o3-mini", OpenAI_Max_Tokens="100"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success"
+    assert chat_bodies(emu) == [{"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 100}]
+
+
+def test_reasoning_model_without_model_name_is_resent_once(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "o3-mini", OpenAI_Max_Tokens="100"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success"
+    bodies = chat_bodies(emu)
+    assert [sorted(b) for b in bodies] == [["max_tokens", "messages"], ["max_completion_tokens", "messages"]]
+
+
+def test_api_key_platform_runs_chat_with_the_api_key_header(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=api_key_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k"
+    )
+    assert result.status == "Success"
+    request = next(r for r in emu.requests if r.kind == "chat")
+    assert request.headers["api-key"] == emu.api_key and "authorization" not in request.headers
+    assert emu.token_requests() == 0
+
+
+def test_wrong_api_key_is_failed_with_advice(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=api_key_platform(emu, API_Key="0" * 32), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k"
+    )
+    assert result.status == "Failed"
+    assert "HTTP 401" in result.message and "invalid subscription key" in result.message and "'API Key'" in result.message
+    assert "0" * 32 not in result.message
+
+
+def test_missing_data_plane_role_is_failed_with_the_role_to_grant(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    client_id = "1a2b3c4d-0000-4000-8000-00000000abcd"
+    emu.add_secret_client(client_id, "reader-only-secret", roles=("Reader",))
+    result = pm.hook.submit(
+        platform=sp_platform(emu, Client_Id=client_id, Client_Secret="reader-only-secret"),
+        job=job(CHAT, "gpt-4o"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Failed"
+    assert "PermissionDenied" in result.message and "Cognitive Services OpenAI User" in result.message
+
+
+def test_new_deployments_on_an_imported_platform(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.set_deployments([Deployment(name="mini", model="gpt-4o-mini")])
+    result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "mini"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Success"

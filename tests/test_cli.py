@@ -1,0 +1,43 @@
+"""The CLI as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REQUESTS_CA_BUNDLE"}
+    return subprocess.run(
+        [sys.executable, "-m", "polysync_azure_openai.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_demo_runs_every_step_and_exits_zero() -> None:
+    done = run("demo")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for fragment in (
+        "== import_jobs",
+        "gpt-4o::batch",
+        "Azure OpenAI Embedding",
+        "== Chat Completion run",
+        "answer",
+        "gpt-4o#sync#Success",
+        "embed-small#sync#Success",
+        "1536 dimensions",
+        "https://portal.azure.com/#@/resource/subscriptions/",
+        "every step succeeded",
+    ):
+        assert fragment in out, fragment
+
+
+def test_help_lists_the_commands() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    assert "demo" in done.stdout and "emulator" in done.stdout

@@ -1,0 +1,187 @@
+"""Discovery: one ARM listing per host import_jobs call, classification, paging, nextLink safety."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.emulator import Deployment, Emulator
+from polysync_azure_openai.errors import ConfigurationError, TransportError
+from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
+
+from .conftest import api_key_platform, imported, sp_platform
+
+ALL = (CHAT, EMBEDDING, BATCH)
+
+
+def listings(emu: Emulator) -> int:
+    """ARM listings started (first pages), not counting nextLink pages."""
+    return sum(1 for r in emu.requests if r.kind == "arm.deployments" and "$skipToken" not in r.query)
+
+
+def test_classification_of_the_default_deployments(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    jobs = imported(pm, sp_platform(emu))
+    got = sorted((j.job_type, j.external_id) for j in jobs)
+    assert got == sorted(
+        [
+            (CHAT, "gpt-4o"),
+            (BATCH, "gpt-4o::batch"),
+            (EMBEDDING, "embed-small"),
+            (BATCH, "gpt-4o-batch::batch"),  # GlobalBatch SKU: batch only
+            (CHAT, "o3-mini"),
+            (BATCH, "o3-mini::batch"),
+        ]
+    )
+    # dall-e (not chat-capable) and a deployment still Creating are skipped and named.
+    warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "dalle" in warnings and "gpt-35-old (Creating)" in warnings
+    gpt4o = next(j for j in jobs if j.external_id == "gpt-4o")
+    assert gpt4o.attributes["Deployment Name"] == "gpt-4o"
+    assert gpt4o.attributes["Model Name"] == "gpt-4o"
+    assert "2024-08-06" in gpt4o.description and "GlobalStandard" in gpt4o.description
+    batch = next(j for j in jobs if j.external_id == "gpt-4o::batch")
+    assert batch.attributes["OpenAI Batch Endpoint"] == "/chat/completions"
+    assert batch.attributes["OpenAI Completion Window"] == "24h"
+
+
+def test_classification_rules(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.set_deployments(
+        [
+            Deployment(name="Embed-Upper", model="Text-EMBEDDING-ada-002"),  # case-insensitive
+            Deployment(name="whisper", model="whisper"),  # non-chat family, no capabilities
+            Deployment(name="tts", model="tts-hd", capabilities={}),
+            Deployment(name="caps-no-chat", model="gpt-4o", capabilities={"completion": "true"}),
+            Deployment(name="emb-batch", model="text-embedding-3-large", sku="GlobalBatch"),
+            Deployment(name="dz", model="gpt-4o-mini", sku="datazonebatch"),
+            Deployment(name="failed", model="gpt-4o", provisioning_state="Failed"),
+        ]
+    )
+    got = sorted((j.job_type, j.external_id) for j in imported(pm, sp_platform(emu)))
+    assert got == [(BATCH, "dz::batch"), (BATCH, "emb-batch::batch"), (EMBEDDING, "Embed-Upper")]
+
+
+@pytest.mark.parametrize(
+    "enabled",
+    [None] + [set(c) for n in range(len(ALL) + 1) for c in itertools.combinations(ALL, n)],
+    ids=lambda e: "all(None)" if e is None else ("+".join(sorted(x.split()[-1] for x in e)) or "empty"),
+)
+def test_exactly_one_listing_per_import_for_every_subset(
+    pm: pluggy.PluginManager, emu: Emulator, enabled: set[str] | None
+) -> None:
+    emu.page_size = 2  # several pages: still one listing
+    jobs = imported(pm, sp_platform(emu, enabled=enabled))
+    expected_types = set(ALL) if enabled is None else enabled
+    assert {j.job_type for j in jobs} <= expected_types
+    if expected_types:
+        assert {j.job_type for j in jobs} == expected_types
+    assert listings(emu) == (1 if expected_types else 0)
+    pages = sum(1 for r in emu.requests if r.kind == "arm.deployments")
+    assert pages == (3 if expected_types else 0)  # 6 deployments, 2 per page
+
+
+def test_two_imports_in_a_row_list_twice_and_see_new_deployments(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    first = imported(pm, sp_platform(emu))
+    emu.set_deployments([Deployment(name="new-chat", model="gpt-4.1")])
+    second = imported(pm, sp_platform(emu))
+    assert listings(emu) == 2
+    assert "gpt-4o" in {j.external_id for j in first}
+    assert {j.external_id for j in second} == {"new-chat", "new-chat::batch"}
+
+
+def test_two_platforms_imported_at_once_on_two_threads_never_share(pm: pluggy.PluginManager, ca, emu: Emulator) -> None:
+    with Emulator(ca=ca) as other:
+        other.set_deployments([Deployment(name="only-on-b", model="gpt-4o-mini")])
+        barrier = threading.Barrier(2)
+        results: dict[str, list] = {}
+
+        def run(name: str, target: Emulator) -> None:
+            barrier.wait()
+            results[name] = imported(pm, sp_platform(target, name=name))
+
+        threads = [threading.Thread(target=run, args=("a", emu)), threading.Thread(target=run, args=("b", other))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert "gpt-4o" in {j.external_id for j in results["a"]}
+        assert {j.external_id for j in results["b"]} == {"only-on-b", "only-on-b::batch"}
+        assert listings(emu) == 1 and listings(other) == 1
+
+
+def test_same_platform_on_two_threads_lists_once_per_import(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        barrier.wait()
+        imported(pm, sp_platform(emu))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert listings(emu) == 4
+
+
+def test_api_key_platform_cannot_import(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        imported(pm, api_key_platform(emu))
+    message = str(info.value)
+    assert "'API Key'" in message and "Service Principal" in message and "Import Jobs" in message
+    assert emu.requests == []
+
+
+def test_discovery_needs_subscription_and_resource_group(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    with pytest.raises(ConfigurationError, match="'Subscription Id' and 'Resource Group Name' are not set"):
+        imported(pm, sp_platform(emu, Subscription_Id=None, Resource_Group_Name=None))
+    assert emu.requests == []
+
+
+def test_missing_reader_role_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    client_id = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    emu.add_secret_client(client_id, "s3cret-no-reader", roles=("Cognitive Services OpenAI User",))
+    with pytest.raises(Exception) as info:
+        imported(pm, sp_platform(emu, Client_Id=client_id, Client_Secret="s3cret-no-reader"))
+    message = str(info.value)
+    assert "403" in message and "AuthorizationFailed" in message
+
+
+def test_next_link_to_another_host_is_never_followed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.page_size = 2
+    emu.next_link_origin = "https://evil.example"
+    with pytest.raises(TransportError) as info:
+        imported(pm, sp_platform(emu))
+    assert "evil.example" in str(info.value) and "not followed" in str(info.value)
+    assert not any("evil" in r.headers.get("host", "") for r in emu.requests)
+    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 1
+
+
+def test_next_link_on_the_public_arm_host_is_rebased_onto_the_override(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.page_size = 2
+    emu.next_link_origin = "https://management.azure.com"
+    jobs = imported(pm, sp_platform(emu))
+    assert len(jobs) == 6
+    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 3
+
+
+def test_override_with_path_prefix_is_not_a_license_for_other_paths(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A public-host nextLink whose path is not the listing path aborts the import."""
+    from polysync_azure_openai.discovery import _next_url
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(sp_platform(emu))
+    listing = config.resource_path() + "/deployments"
+    assert _next_url(config, f"https://management.azure.com{listing}?api-version=2023-05-01&$skipToken=x", listing).startswith(
+        emu.url + listing
+    )
+    with pytest.raises(TransportError):
+        _next_url(config, "https://management.azure.com/subscriptions/other/providers?x=1", listing)
+    with pytest.raises(TransportError):
+        _next_url(config, "http://" + emu.host + listing, listing)

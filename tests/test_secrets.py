@@ -1,0 +1,123 @@
+"""Secrets never leak: not in exceptions, reprs, RunIds, outputs, messages or any log record."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import urllib.parse
+import uuid
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.host import Platform
+from polysync_azure_openai.jobs import CHAT, EMBEDDING
+from polysync_azure_openai.platform import PlatformConfig
+
+from .conftest import api_key_platform, job, sp_platform
+
+
+def forms(secret: str) -> list[str]:
+    """The secret as it could leak: plain, base64 and URL-encoded."""
+    raw = secret.encode()
+    return [
+        secret,
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        urllib.parse.quote_plus(secret),
+    ]
+
+
+def leaks(texts: list[str], secrets: list[str]) -> list[str]:
+    found = []
+    for secret in secrets:
+        for form in forms(secret):
+            found += [f"{form[:6]}... in {text[:120]!r}" for text in texts if form in text]
+    return found
+
+
+def test_the_scan_catches_a_planted_secret(caplog: pytest.LogCaptureFixture) -> None:
+    """Meta-test: a scan that cannot fail proves nothing."""
+    secret = "planted-" + uuid.uuid4().hex
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("polysync_azure_openai.test").debug("oops %s", base64.b64encode(secret.encode()).decode())
+    assert leaks([r.getMessage() for r in caplog.records], [secret])
+    assert leaks([urllib.parse.quote(secret + "/=")], [secret + "/="])
+
+
+def test_no_secret_anywhere_in_a_full_lifecycle(
+    pm: pluggy.PluginManager, emu: Emulator, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    platform = sp_platform(emu)
+    key_platform = api_key_platform(emu)
+    texts: list[str] = [
+        repr(platform),
+        repr(key_platform),
+        repr(PlatformConfig.from_host(platform)),
+        repr(PlatformConfig.from_host(key_platform)),
+    ]
+    results = []
+    for p in (platform, key_platform):
+        results.append(pm.hook.submit(platform=p, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k"))
+        results.append(pm.hook.submit(platform=p, job=job(EMBEDDING, "embed-small"), parameters={"input": "x"}, run_key="k"))
+        results.append(pm.hook.submit(platform=p, job=job(CHAT, "no-such"), parameters={"user_prompt": "hi"}, run_key="k"))
+    results.append(
+        pm.hook.submit(
+            platform=sp_platform(emu, Client_Secret="wrong-" + emu.client_secret),
+            job=job(CHAT, "gpt-4o"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    )
+    results.append(
+        pm.hook.submit(
+            platform=api_key_platform(emu, API_Key=emu.api_key[::-1]),
+            job=job(CHAT, "gpt-4o"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    )
+    jobs = pm.hook.import_jobs(platform=platform)
+    for result in results:
+        texts += [repr(result), result.run_id, result.message or "", str(dict(result.outputs))]
+        texts.append(pm.hook.monitor_url(platform=platform, job=job(CHAT, "gpt-4o"), run_id="gpt-4o#sync#Success"))
+    texts += [repr(j) for j in jobs]
+    for bad in (
+        Platform(
+            name="x",
+            auth_method="Service Principal",
+            attributes={
+                "OpenAI Resource Name": "r",
+                "Tenant Id": emu.tenant_id,
+                "Client Id": "not-a-guid",
+                "Client Secret": emu.client_secret,
+            },
+        ),
+        Platform(
+            name="x",
+            auth_method="Certificate",
+            attributes={
+                "OpenAI Resource Name": "r",
+                "Tenant Id": emu.tenant_id,
+                "Client Id": emu.client_id,
+                "Certificate": emu.client_secret,
+            },
+        ),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            pm.hook.submit(platform=bad, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+        texts.append(str(info.value))
+    tokens = [r.headers["authorization"].removeprefix("Bearer ") for r in emu.requests if "authorization" in r.headers]
+    assert tokens, "no bearer token was sent: the scan would prove nothing"
+    records = debug_logs.records
+    assert records, "nothing was logged at DEBUG: the scan would prove nothing"
+    texts += [r.getMessage() for r in records]
+    texts += [str(r.args) for r in records]
+    secrets = [emu.client_secret, emu.api_key, *set(tokens)]
+    assert leaks(texts, secrets) == []
+    assert any(r.name.startswith("urllib3") for r in records)
+    assert any(r.name.startswith(("azure", "msal")) for r in records)

@@ -1,0 +1,321 @@
+"""Bad input: each row names the field, says what is wrong and the fix, and sends nothing;
+its valid twin (the same call with that one value corrected) does reach the emulator."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.host import Job, Platform
+from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
+
+from .conftest import emulator_attributes, imported
+
+KEEP = object()  # the twin keeps the emulator platform's own value
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    id: str
+    where: str  # "platform", "auth", "job", "param", "run_id", "run_key"
+    field: str
+    bad: Any
+    good: Any
+    expect: tuple[str, ...]
+    hook: str = "submit"
+    job_type: str = CHAT
+    external_id: str = "gpt-4o"
+
+
+ROWS = [
+    # -- platform attributes --------------------------------------------------------------------
+    Row("resource-missing", "platform", "OpenAI Resource Name", None, KEEP, ("'OpenAI Resource Name'", "is not set")),
+    Row(
+        "resource-dots",
+        "platform",
+        "OpenAI Resource Name",
+        "my.resource",
+        KEEP,
+        ("'OpenAI Resource Name'", "'my.resource'", "2-64 letters"),
+    ),
+    Row("resource-slash", "platform", "OpenAI Resource Name", "a/b", KEEP, ("'OpenAI Resource Name'", "'a/b'")),
+    Row("resource-at", "platform", "OpenAI Resource Name", "evil.com@x", KEEP, ("'OpenAI Resource Name'",)),
+    Row("resource-space", "platform", "OpenAI Resource Name", "my resource", KEEP, ("'OpenAI Resource Name'",)),
+    Row("resource-unicode", "platform", "OpenAI Resource Name", "rеsource", KEEP, ("'OpenAI Resource Name'",)),
+    Row("resource-65", "platform", "OpenAI Resource Name", "a" * 65, KEEP, ("'OpenAI Resource Name'", "2-64")),
+    Row("resource-hyphen-end", "platform", "OpenAI Resource Name", "abc-", KEEP, ("'OpenAI Resource Name'",)),
+    Row(
+        "subscription-not-guid",
+        "platform",
+        "Subscription Id",
+        "my-subscription",
+        KEEP,
+        ("'Subscription Id'", "GUID"),
+        hook="import_jobs",
+    ),
+    Row(
+        "resource-group-slash",
+        "platform",
+        "Resource Group Name",
+        "rg/../x",
+        KEEP,
+        ("'Resource Group Name'", "not ending in '.'"),
+        hook="import_jobs",
+    ),
+    Row("resource-group-dot-end", "platform", "Resource Group Name", "rg.", KEEP, ("'Resource Group Name'",), hook="import_jobs"),
+    Row("api-version", "platform", "OpenAI API Version", "latest", "2024-10-21", ("'OpenAI API Version'", "2024-10-21")),
+    Row("cloud", "platform", "Azure Cloud", "AzurePublic", "AzureCloud", ("'Azure Cloud'", "AzureUSGovernment")),
+    Row("endpoint-http", "platform", "OpenAI Endpoint", "http://127.0.0.1:1", KEEP, ("'OpenAI Endpoint'", "https://")),
+    Row(
+        "endpoint-userinfo",
+        "platform",
+        "OpenAI Endpoint",
+        "https://user:pw@127.0.0.1:1",
+        KEEP,
+        ("'OpenAI Endpoint'", "user info"),
+    ),
+    Row("endpoint-query", "platform", "OpenAI Endpoint", "https://127.0.0.1:1/?x=1", KEEP, ("'OpenAI Endpoint'", "query")),
+    Row("endpoint-fragment", "platform", "OpenAI Endpoint", "https://127.0.0.1:1/#x", KEEP, ("'OpenAI Endpoint'", "fragment")),
+    Row("endpoint-dotdot", "platform", "OpenAI Endpoint", "https://127.0.0.1:1/a/../b", KEEP, ("'OpenAI Endpoint'", "'..'")),
+    Row(
+        "endpoint-encoded-dotdot",
+        "platform",
+        "OpenAI Endpoint",
+        "https://127.0.0.1:1/a/%2e%2e/b",
+        KEEP,
+        ("'OpenAI Endpoint'", "'..'"),
+    ),
+    Row(
+        "arm-endpoint-http",
+        "platform",
+        "Resource Manager Endpoint",
+        "http://127.0.0.1:1",
+        KEEP,
+        ("'Resource Manager Endpoint'", "https://"),
+        hook="import_jobs",
+    ),
+    Row("authority-path", "platform", "Authority Host", "https://login.example/tenant", KEEP, ("'Authority Host'", "path")),
+    Row("timeout-zero", "platform", "Request Timeout Seconds", "0", "30", ("'Request Timeout Seconds'", "'0'")),
+    Row("timeout-text", "platform", "Request Timeout Seconds", "ten", "30", ("'Request Timeout Seconds'",)),
+    Row("timeout-inf", "platform", "Request Timeout Seconds", "inf", "30", ("'Request Timeout Seconds'",)),
+    Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries'", "whole number")),
+    Row("retries-huge", "platform", "Max Retries", "99", "2", ("'Max Retries'", "from 0 to 10")),
+    Row("tenant", "platform", "Tenant Id", "not a tenant", KEEP, ("'Tenant Id'", "GUID or a domain")),
+    Row("client-id", "platform", "Client Id", "my-app", KEEP, ("'Client Id'", "GUID")),
+    Row("client-secret-missing", "platform", "Client Secret", None, KEEP, ("'Client Secret'", "is not set")),
+    Row("client-secret-blank", "platform", "Client Secret", "   ", KEEP, ("'Client Secret'", "is not set")),
+    Row(
+        "auth-method",
+        "auth",
+        "auth_method",
+        "Managed Identity",
+        "Service Principal",
+        ("'Managed Identity'", "Choose one of", "Service Principal"),
+    ),
+    Row("auth-method-missing", "auth", "auth_method", "", "Service Principal", ("authentication method not set",)),
+    # -- job attributes -------------------------------------------------------------------------
+    Row("max-tokens-decimal", "job", "OpenAI Max Tokens", "1.0", "16", ("'OpenAI Max Tokens'", "'1.0'", "whole number")),
+    Row("max-tokens-negative", "job", "OpenAI Max Tokens", "-1", "16", ("'OpenAI Max Tokens'",)),
+    Row("max-tokens-zero", "job", "OpenAI Max Tokens", "0", "16", ("'OpenAI Max Tokens'",)),
+    Row("max-tokens-text", "job", "OpenAI Max Tokens", "many", "16", ("'OpenAI Max Tokens'",)),
+    Row("temperature-high", "job", "OpenAI Temperature", "2.5", "2", ("'OpenAI Temperature'", "from 0 to 2")),
+    Row("temperature-negative", "job", "OpenAI Temperature", "-0.1", "0", ("'OpenAI Temperature'",)),
+    Row("temperature-nan", "job", "OpenAI Temperature", "nan", "1", ("'OpenAI Temperature'",)),
+    Row("temperature-inf", "job", "OpenAI Temperature", "inf", "1", ("'OpenAI Temperature'",)),
+    Row("deployment-path", "job", "Deployment Name", "../x", "gpt-4o", ("'Deployment Name'", "'../x'")),
+    Row("deployment-dots", "job", "Deployment Name", "..", "gpt-4o", ("'Deployment Name'",)),
+    Row(
+        "batch-file-missing",
+        "job",
+        "OpenAI Input File ID",
+        None,
+        "file-abc123",
+        ("'OpenAI Input File ID'", "is not set"),
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "batch-file-form",
+        "job",
+        "OpenAI Input File ID",
+        "abc123",
+        "file-abc123",
+        ("'OpenAI Input File ID'", "'file-'"),
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "batch-endpoint",
+        "job",
+        "OpenAI Batch Endpoint",
+        "/completions",
+        "/chat/completions",
+        ("'OpenAI Batch Endpoint'", "/embeddings"),
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "batch-window",
+        "job",
+        "OpenAI Completion Window",
+        "1 day",
+        "24h",
+        ("'OpenAI Completion Window'", "24h"),
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    # -- parameters -----------------------------------------------------------------------------
+    Row("prompt-missing", "param", "user_prompt", None, "hi", ("parameter 'user_prompt'", "is missing")),
+    Row("prompt-empty", "param", "user_prompt", "  ", "hi", ("parameter 'user_prompt'", "is empty")),
+    Row("prompt-number", "param", "user_prompt", 5, "hi", ("parameter 'user_prompt'", "number, not a string")),
+    Row("prompt-object", "param", "user_prompt", {"text": "hi"}, "hi", ("parameter 'user_prompt'", "object")),
+    Row("prompt-oversized", "param", "user_prompt", "x" * 1_000_001, "hi", ("parameter 'user_prompt'", "1,000,001 characters")),
+    Row("system-prompt-list", "param", "system_prompt", ["a"], "be brief", ("parameter 'system_prompt'", "list")),
+    Row(
+        "input-missing",
+        "param",
+        "input",
+        None,
+        "text",
+        ("parameter 'input'", "is missing"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+    ),
+    Row(
+        "input-bool",
+        "param",
+        "input",
+        True,
+        "text",
+        ("parameter 'input'", "boolean"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+    ),
+    Row(
+        "batch-file-param",
+        "param",
+        "input_file_id",
+        "file/../x",
+        "file-abc123",
+        ("parameter 'input_file_id'",),
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "run-key-long",
+        "run_key",
+        "run_key",
+        "k" * 513,
+        "k" * 512,
+        ("run_key", "512"),
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    # -- RunIds ---------------------------------------------------------------------------------
+    Row(
+        "run-id-status",
+        "run_id",
+        "run_id",
+        "x#sync#Maybe",
+        "batch_abc",
+        ("RunId 'x#sync#Maybe'",),
+        hook="get_status",
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "run-id-traversal",
+        "run_id",
+        "run_id",
+        "batch_../../x",
+        "batch_abc",
+        ("RunId 'batch_../../x'",),
+        hook="get_status",
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "run-id-empty",
+        "run_id",
+        "run_id",
+        "",
+        "batch_abc",
+        ("RunId ''",),
+        hook="cancel",
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+    Row(
+        "run-id-sync-kind",
+        "run_id",
+        "run_id",
+        "gpt-4o#sync#Success",
+        "batch_abc",
+        ("RunId 'gpt-4o#sync#Success'",),
+        hook="get_status",
+        job_type=BATCH,
+        external_id="gpt-4o::batch",
+    ),
+]
+
+BASE_JOB = {CHAT: {}, EMBEDDING: {}, BATCH: {"OpenAI Input File ID": "file-abc123"}}
+BASE_PARAMS = {CHAT: {"user_prompt": "hi"}, EMBEDDING: {"input": "hi"}, BATCH: {}}
+
+
+def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+    attributes = emulator_attributes(emu)
+    auth_method = "Service Principal"
+    job_attributes = dict(BASE_JOB[row.job_type])
+    params = dict(BASE_PARAMS[row.job_type])
+    run_id = "gpt-4o#sync#Success"
+    run_key = "run-key-1"
+    if row.where == "platform" and value is not KEEP:
+        attributes.pop(row.field, None)
+        if value is not None:
+            attributes[row.field] = value
+    elif row.where == "auth":
+        auth_method = value
+    elif row.where == "job":
+        job_attributes.pop(row.field, None)
+        if value is not None:
+            job_attributes[row.field] = value
+    elif row.where == "param":
+        params.pop(row.field, None)
+        if value is not None:
+            params[row.field] = value
+    elif row.where == "run_id":
+        run_id = value
+    elif row.where == "run_key":
+        run_key = value
+    platform = Platform(name="validation", auth_method=auth_method, attributes=attributes)
+    job = Job(job_type=row.job_type, external_id=row.external_id, name="validation job", attributes=job_attributes)
+    if row.hook == "import_jobs":
+        return imported(pm, platform)
+    if row.hook == "submit":
+        return pm.hook.submit(platform=platform, job=job, parameters=params, run_key=run_key)
+    return getattr(pm.hook, row.hook)(platform=platform, job=job, run_id=run_id)
+
+
+def test_at_least_forty_rows() -> None:
+    assert len(ROWS) >= 40
+    assert len({r.id for r in ROWS}) == len(ROWS)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input_is_refused_before_any_request(pm: pluggy.PluginManager, emu: Emulator, row: Row) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, row, row.bad)
+    message = str(info.value)
+    for fragment in row.expect:
+        assert fragment in message, message
+    assert message.startswith(("Platform 'validation'", "Job 'validation job'", "RunId")), message
+    assert "." in message.rstrip(".")  # a sentence of problem, then a fix
+    assert emu.requests == []
+
+    call(pm, emu, row, row.good)  # the valid twin: not refused, and it reaches the emulator
+    assert emu.requests, "the valid twin sent nothing: the row proves nothing"
