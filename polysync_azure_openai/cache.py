@@ -50,32 +50,34 @@ class BoundedCache(Generic[V]):
     def get_or_create(self, key: Hashable, factory: Callable[[], V]) -> V:
         now = time.monotonic()
         with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and now - hit[0] < self.idle_seconds:
-                self._items[key] = (now, hit[1])
-                self._items.move_to_end(key)
+            hit = self._fresh_locked(key, now)
+            if hit is not None:
                 return hit[1]
         # Built outside the lock: a factory may be slow (a TLS session, a credential) and must
         # not block other platforms. Two threads racing on one new key keep the first value.
         value = factory()
         evicted: list[V] = []
         with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and now - hit[0] < self.idle_seconds:
-                self._items.move_to_end(key)
-                kept = hit[1]
-                if kept is not value:
-                    evicted.append(value)
-                value = kept
+            hit = self._fresh_locked(key, now)
+            if hit is not None:
+                evicted.append(value)
+                value = hit[1]
             else:
-                if hit is not None:
-                    evicted.append(hit[1])
+                evicted.extend(self._expire_locked(now))
                 self._items[key] = (now, value)
-                self._items.move_to_end(key)
-            evicted.extend(self._expire_locked(now))
+                while len(self._items) > self.max_size:
+                    evicted.append(self._items.popitem(last=False)[1][1])
         for old in evicted:
             self._evict(old)
         return value
+
+    def _fresh_locked(self, key: Hashable, now: float) -> tuple[float, V] | None:
+        hit = self._items.get(key)
+        if hit is None or now - hit[0] >= self.idle_seconds:
+            return None
+        self._items[key] = (now, hit[1])
+        self._items.move_to_end(key)
+        return hit
 
     def clear(self) -> None:
         with self._lock:
@@ -85,12 +87,8 @@ class BoundedCache(Generic[V]):
             self._evict(value)
 
     def _expire_locked(self, now: float) -> list[V]:
-        gone: list[V] = []
-        while len(self._items) > self.max_size:
-            gone.append(self._items.popitem(last=False)[1][1])
-        for key in [k for k, (used, _) in self._items.items() if now - used >= self.idle_seconds]:
-            gone.append(self._items.pop(key)[1])
-        return gone
+        idle = [k for k, (used, _) in self._items.items() if now - used >= self.idle_seconds]
+        return [self._items.pop(k)[1] for k in idle]
 
     def _evict(self, value: V) -> None:
         if self._on_evict is not None:
