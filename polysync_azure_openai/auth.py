@@ -147,6 +147,11 @@ def _token_hint(code: str | None, text: str) -> str:
         return "Fix: check 'Tenant Id' and 'Client Id' (and 'Azure Cloud' for sovereign clouds)."
     if code in ("AADSTS700027", "AADSTS700024"):
         return "Fix: upload this certificate to the app registration (Certificates & secrets) or use the one registered there."
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            "Fix: the authority's TLS certificate is not trusted; for a private CA point "
+            "REQUESTS_CA_BUNDLE at a bundle holding it and the public CAs."
+        )
     if code == "AADSTS7000222":
         return "Fix: the client secret has expired; create a new one and update 'Client Secret'."
     return ""
