@@ -1,12 +1,16 @@
 """A local Azure for tests and the demo: Entra ID, Resource Manager and the Azure OpenAI data plane.
 
 It serves real HTTPS on 127.0.0.1 with a throwaway CA, checks credentials as strictly as Azure
-does and answers in Azure's wire shapes. Nothing on the plugin's import path imports it.
+does and answers in Azure's wire shapes: chat, embeddings, files and batches (on a clock a test
+moves), and the faults a test injects (faults.py). Nothing on the plugin's import path imports it.
 """
 
 from __future__ import annotations
 
+from . import faults
+from .clock import BatchTiming, Clock
 from .control import Emulator
+from .recording import RecordingServer
 from .state import (
     DEFAULT_DEPLOYMENTS,
     DEFAULT_ROLES,
@@ -22,8 +26,12 @@ __all__ = [
     "DEFAULT_ROLES",
     "OPENAI_USER_ROLE",
     "READER_ROLE",
+    "BatchTiming",
+    "Clock",
     "Deployment",
     "Emulator",
     "RecordedRequest",
+    "RecordingServer",
+    "faults",
     "new_ca",
 ]

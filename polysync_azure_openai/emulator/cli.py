@@ -108,7 +108,8 @@ def run_emulator_cli(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, request_stop)
     try:
-        with Emulator(port=args.port) as emu:
+        # Run by hand, a batch must progress while its client polls: the clock follows real time.
+        with Emulator(port=args.port, realtime_clock=True) as emu:
             platform_path, env_path = write_state_files(emu, state_dir)
             print(f"Azure emulator running at {emu.url} (Entra ID, Resource Manager, Azure OpenAI)")
             print(f"  OpenAI Endpoint:           {emu.url}")

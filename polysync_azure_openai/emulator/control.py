@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from cryptography import x509
 
 from .arm import ArmService
+from .batches import BatchesService, BatchStore, LoseBatchCreate
+from .clock import BatchTiming, Clock
 from .clouds import CLOUDS
 from .dataplane import DataPlaneService
 from .entra import EntraService
-from .server import EmulatorHTTPServer
+from .faults import FaultRule, FaultTable
+from .files import FilesService, FileStore
+from .server import EmulatorHTTPServer, Fault
 from .state import (
     DEFAULT_DEPLOYMENTS,
     DEFAULT_ROLES,
@@ -30,11 +35,15 @@ if TYPE_CHECKING:
 
 
 class Emulator:
-    """A local Azure (Entra ID, ARM, Azure OpenAI data plane) over HTTPS on 127.0.0.1.
+    """A local Azure (Entra ID, ARM, Azure OpenAI data plane with files and batches) over HTTPS on 127.0.0.1.
 
     Use it as a context manager: entering starts the server on a free port in a background
-    thread, leaving stops it and deletes its CA file. A default service principal holding both
-    roles and a default API key exist from the start.
+    thread, leaving stops it and deletes its CA file, its files and its batches. A default
+    service principal holding both roles and a default API key exist from the start.
+
+    Files and batches follow :attr:`clock`, which stands still unless advanced
+    (`realtime_clock=False`, for tests) or follows real time plus the advances
+    (`realtime_clock=True`, for a hand-run emulator or the demo).
     """
 
     def __init__(
@@ -45,6 +54,7 @@ class Emulator:
         token_lifetime: int = 3600,
         page_size: int = 100,
         port: int = 0,
+        realtime_clock: bool = False,
     ) -> None:
         if cloud not in CLOUDS:
             raise ValueError(f"unknown cloud {cloud!r}; expected one of {', '.join(CLOUDS)}")
@@ -69,6 +79,12 @@ class Emulator:
         self._state.add_secret_client(self._client_id, self._client_secret, DEFAULT_ROLES)
         self._state.add_api_key(self._api_key)
         self._state.set_deployments(DEFAULT_DEPLOYMENTS)
+        self._clock = Clock(running=realtime_clock)
+        self._batch_timing = BatchTiming()
+        self._files = FileStore(self._clock)
+        self._dataplane = DataPlaneService(self._config, self._state)
+        self._batches = BatchStore(self._clock, self._batch_timing, self._files, self._dataplane, self._state)
+        self._faults = FaultTable()
         self._tls: ServerTLS | None = None
         self._server: EmulatorHTTPServer | None = None
 
@@ -125,14 +141,22 @@ class Emulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._tls = make_server_tls(self._ca)
+        authorize = self._dataplane.authorize
         routes = [
             *EntraService(self._config, self._state).routes(),
             *ArmService(self._config, self._state).routes(),
-            *DataPlaneService(self._config, self._state).routes(),
+            *self._dataplane.routes(),
+            *FilesService(self._files, authorize).routes(),
+            *BatchesService(self._batches, self._files, authorize).routes(),
         ]
         try:
             self._server = EmulatorHTTPServer(
-                ("127.0.0.1", self._port), routes=routes, state=self._state, ssl_context=self._tls.context
+                ("127.0.0.1", self._port),
+                routes=routes,
+                state=self._state,
+                ssl_context=self._tls.context,
+                faults=self._faults,
+                spool_dir=self._files.directory,
             )
         except BaseException:
             self._tls.cleanup()
@@ -148,6 +172,9 @@ class Emulator:
             server.stop()
         if tls is not None:
             tls.cleanup()
+        self._faults.clear()
+        self._batches.close()
+        self._files.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -252,3 +279,111 @@ class Emulator:
     def token_requests(self, client_id: str | None = None, scope: str | None = None) -> int:
         """How many token requests arrived, optionally only those of one client and/or scope."""
         return self._state.token_requests(client_id, scope)
+
+    # The clock, files and batches.
+    @property
+    def clock(self) -> Clock:
+        """The time files and batches live by (`clock.now()`, `clock.advance(s)`, `clock.running`)."""
+        return self._clock
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward; return the new time (Unix seconds)."""
+        return self._clock.advance(seconds)
+
+    @property
+    def batch_timing(self) -> BatchTiming:
+        """Batch phase durations and throughput; mutable (validating 1 s, 100 lines/s, finalizing 1 s, cancelling 1 s)."""
+        return self._batch_timing
+
+    @property
+    def file_processing_seconds(self) -> float:
+        """Clock seconds from upload until a file is processed (default 0: the first read after upload)."""
+        return self._files.processing_seconds
+
+    @file_processing_seconds.setter
+    def file_processing_seconds(self, seconds: float) -> None:
+        self._files.processing_seconds = seconds
+
+    def add_file(
+        self,
+        content: bytes | str | os.PathLike[str],
+        *,
+        purpose: str = "batch",
+        filename: str = "input.jsonl",
+        status: str | None = None,
+    ) -> str:
+        """Create a file as if uploaded; return its id.
+
+        `content` is bytes, text (stored as UTF-8) or a path, which is hard-linked (else copied by
+        the kernel), never read into memory; do not modify such a file while the emulator uses it.
+        `status` (`pending`, `processed`, `error`) fixes the status for good; None lets the file be
+        processed like an upload.
+        """
+        return self._files.add(content, purpose=purpose, filename=filename, status=status).id
+
+    def file(self, file_id: str) -> dict[str, Any]:
+        """The file object as `GET /openai/files/{id}` would return it now."""
+        snapshot = self._files.snapshot(file_id)
+        if snapshot is None:
+            raise KeyError(file_id)
+        return snapshot
+
+    def file_content(self, file_id: str) -> bytes:
+        """A (small) file's bytes, for assertions."""
+        opened = self._files.open(file_id)
+        if opened is None:
+            raise KeyError(file_id)
+        handle, _ = opened
+        with handle:
+            return handle.read()
+
+    @property
+    def batches(self) -> list[str]:
+        """The ids of every batch, newest first (the list API's order)."""
+        return [batch.id for batch in self._batches.newest_first()]
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch object as `GET /openai/batches/{id}` would return it now."""
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            raise KeyError(batch_id)
+        return self._batches.view(batch)
+
+    def lose_next_batch_create(self, newer_batches: int = 0) -> FaultRule:
+        """The next `POST /openai/batches` creates its batch, then resets the connection unanswered.
+
+        Before the reset, `newer_batches` more batches are created, newer by one second each and
+        with other metadata values, so that a client looking for its batch by metadata must page.
+        """
+        if isinstance(newer_batches, bool) or not isinstance(newer_batches, int) or newer_batches < 0:
+            raise ValueError(f"newer_batches must be an integer >= 0, not {newer_batches!r}")
+        return self._faults.add(LoseBatchCreate(self._batches, newer_batches), kind="batches.create")
+
+    # Faults.
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        kind: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        """Let `fault` (see faults.py) take over the next `times` requests that match (None: all, until cleared).
+
+        A request matches when its `kind` (as in the request log) equals `kind`, its path fully
+        matches the regex `path` and its method equals `method`; omitted criteria match anything.
+        The first armed rule that matches wins. The returned rule counts its `hits`.
+        """
+        return self._faults.add(fault, kind=kind, path=path, method=method, times=times)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def close_idle_connections(self) -> int:
+        """Close every open connection as soon as it is idle (waiting ones at once); return how many.
+
+        As when Azure's front end times an idle connection out: the client's pool holds a dead one.
+        A request in flight still gets its whole answer first.
+        """
+        return self._running()[0].close_idle_connections()

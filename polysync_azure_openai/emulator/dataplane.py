@@ -1,7 +1,9 @@
 """The Azure OpenAI data plane: chat completions and embeddings, deterministic and strict.
 
 Answers are derived from the request alone (hashes, word counts), so tests can predict them;
-validation and error bodies follow what Azure sends (wire-samples.md §3-5).
+validation and error bodies follow what Azure sends (wire-samples.md §3-5). The HTTP routes and
+the batch processor (batches.py) share one implementation: both end in :meth:`DataPlaneService.chat`
+and :meth:`DataPlaneService.embed`, which turn a deployment and a JSON body into an :class:`Answer`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import secrets
 import string
 import time
 from typing import Any
+
+import attrs
 
 from .auth import bearer_token
 from .server import NOT_FOUND_BODY, Request, Response, Route, json_response, route
@@ -96,6 +100,20 @@ COMPLETION_FILTER_RESULTS = {
 }
 
 
+@attrs.frozen
+class Answer:
+    """An operation's outcome before it becomes HTTP: a status and a JSON payload.
+
+    The HTTP routes send it as is; a batch writes it into an output or error line.
+    """
+
+    status: int
+    payload: dict[str, Any]
+
+    def response(self) -> Response:
+        return json_response(self.status, self.payload)
+
+
 class InvalidRequest(Exception):
     """A 400 `invalid_request_error` with OpenAI's message, param and code."""
 
@@ -105,8 +123,8 @@ class InvalidRequest(Exception):
         self.param = param
         self.code = code
 
-    def response(self) -> Response:
-        return json_response(
+    def answer(self) -> Answer:
+        return Answer(
             400,
             {
                 "error": {
@@ -117,6 +135,37 @@ class InvalidRequest(Exception):
                 }
             },
         )
+
+    def response(self) -> Response:
+        return self.answer().response()
+
+
+def prompt_blocked() -> Answer:
+    """Azure's 400 for a prompt the content filter blocks: `innererror`, singular `content_filter_result`."""
+    return Answer(
+        400,
+        {
+            "error": {
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                "management policy. Please modify your prompt and retry. To learn more about our content "
+                "filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": {
+                    "code": "ResponsibleAIPolicyViolation",
+                    "content_filter_result": {
+                        "hate": _SAFE,
+                        "jailbreak": _NOT_DETECTED,
+                        "self_harm": _SAFE,
+                        "sexual": _SAFE,
+                        "violence": {"filtered": True, "severity": "medium"},
+                    },
+                },
+            }
+        },
+    )
 
 
 def count_tokens(text: str) -> int:
@@ -287,7 +336,10 @@ class DataPlaneService:
         ]
 
     def authorize(self, request: Request) -> Response | None:
-        """None when the request may call inference, else the 401 Azure would give."""
+        """None when the request may call the data plane, else the 404 or 401 Azure would give.
+
+        Files and batches use the same gateway, hence the same rules, as inference.
+        """
         if not API_VERSION.fullmatch(request.query.get("api-version", "")):
             # An unknown api-version selects no API at the gateway: 404 before any auth.
             return Response(404, NOT_FOUND_BODY)
@@ -331,10 +383,14 @@ class DataPlaneService:
             )
         return None
 
-    def _callable_deployment(self, name: str, operation: str) -> Deployment | Response:
+    def callable_deployment(self, name: str, operation: str, *, in_batch: bool = False) -> Deployment | Answer:
+        """The deployment if it can run `operation` (`chatCompletion`, `embeddings`), else Azure's refusal.
+
+        Batch-only deployments (Global Batch) take batch lines but no synchronous calls.
+        """
         deployment = self._state.deployment(name)
         if deployment is None or deployment.provisioning_state != "Succeeded":
-            return json_response(
+            return Answer(
                 404,
                 {
                     "error": {
@@ -344,8 +400,8 @@ class DataPlaneService:
                     }
                 },
             )
-        if deployment.is_batch_only or not deployment.supports(operation):
-            return json_response(
+        if (deployment.is_batch_only and not in_batch) or not deployment.supports(operation):
+            return Answer(
                 400,
                 {
                     "error": {
@@ -362,11 +418,31 @@ class DataPlaneService:
         refused = self.authorize(request)
         if refused is not None:
             return refused
-        deployment = self._callable_deployment(match["deployment"], "chatCompletion")
-        if isinstance(deployment, Response):
-            return deployment
+        deployment = self.callable_deployment(match["deployment"], "chatCompletion")
+        if isinstance(deployment, Answer):
+            return deployment.response()
         try:
             body = read_json_object(request)
+        except InvalidRequest as invalid:
+            return invalid.response()
+        return self.chat(deployment, body).response()
+
+    def embeddings(self, request: Request, match: re.Match[str]) -> Response:
+        refused = self.authorize(request)
+        if refused is not None:
+            return refused
+        deployment = self.callable_deployment(match["deployment"], "embeddings")
+        if isinstance(deployment, Answer):
+            return deployment.response()
+        try:
+            body = read_json_object(request)
+        except InvalidRequest as invalid:
+            return invalid.response()
+        return self.embed(deployment, body).response()
+
+    def chat(self, deployment: Deployment, body: dict[str, Any], *, created: int | None = None) -> Answer:
+        """A chat completion for a validated request body (`created` defaults to real time)."""
+        try:
             _reject_fields(body, _CHAT_FIELDS)
             if deployment.is_reasoning and "max_tokens" in body:
                 raise InvalidRequest(
@@ -381,11 +457,11 @@ class DataPlaneService:
             if body.get("stream") not in (None, False):
                 raise InvalidRequest("The emulator does not stream; leave 'stream' unset.", "stream", "unsupported_value")
         except InvalidRequest as invalid:
-            return invalid.response()
+            return invalid.answer()
 
         user_texts = [message["content"] for message in messages if message["role"] == "user"]
         if any(BLOCK_MARKER in text for text in user_texts):
-            return self._prompt_blocked()
+            return prompt_blocked()
         prompt_tokens = sum(count_tokens(message["content"]) + 4 for message in messages) + 3
         answer = self._answer(messages, user_texts)
         words = answer.split()
@@ -403,12 +479,12 @@ class DataPlaneService:
             finish_reason = "length"
             completion_tokens = limit
         fingerprint = hashlib.sha256(deployment.model_label.encode()).hexdigest()[:10]
-        return json_response(
+        return Answer(
             200,
             {
                 "id": _random_id("chatcmpl-"),
                 "object": "chat.completion",
-                "created": int(time.time()),
+                "created": int(time.time()) if created is None else created,
                 "model": deployment.model_label,
                 "system_fingerprint": f"fp_{fingerprint}",
                 "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": PROMPT_FILTER_RESULTS}],
@@ -437,43 +513,9 @@ class DataPlaneService:
         echo = " ".join(user_texts[-1].split()[:6]) if user_texts else ""
         return f"Emulated answer: {phrase}. You said: {echo}" if echo else f"Emulated answer: {phrase}."
 
-    @staticmethod
-    def _prompt_blocked() -> Response:
-        # The observed wire shape: `innererror` and a singular `content_filter_result`.
-        return json_response(
-            400,
-            {
-                "error": {
-                    "message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
-                    "management policy. Please modify your prompt and retry. To learn more about our content "
-                    "filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
-                    "type": None,
-                    "param": "prompt",
-                    "code": "content_filter",
-                    "status": 400,
-                    "innererror": {
-                        "code": "ResponsibleAIPolicyViolation",
-                        "content_filter_result": {
-                            "hate": _SAFE,
-                            "jailbreak": _NOT_DETECTED,
-                            "self_harm": _SAFE,
-                            "sexual": _SAFE,
-                            "violence": {"filtered": True, "severity": "medium"},
-                        },
-                    },
-                }
-            },
-        )
-
-    def embeddings(self, request: Request, match: re.Match[str]) -> Response:
-        refused = self.authorize(request)
-        if refused is not None:
-            return refused
-        deployment = self._callable_deployment(match["deployment"], "embeddings")
-        if isinstance(deployment, Response):
-            return deployment
+    def embed(self, deployment: Deployment, body: dict[str, Any]) -> Answer:
+        """Embeddings for a validated request body."""
         try:
-            body = read_json_object(request)
             _reject_fields(body, _EMBEDDING_FIELDS)
             texts = self._inputs(body)
             dimensions = self._dimensions(body, deployment)
@@ -485,7 +527,7 @@ class DataPlaneService:
                     "invalid_value",
                 )
         except InvalidRequest as invalid:
-            return invalid.response()
+            return invalid.answer()
         data = []
         for index, text in enumerate(texts):
             vector = embedding_vector(text, dimensions)
@@ -494,7 +536,7 @@ class DataPlaneService:
             )
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         tokens = sum(max(1, count_tokens(text)) for text in texts)
-        return json_response(
+        return Answer(
             200,
             {
                 "object": "list",

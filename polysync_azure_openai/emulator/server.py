@@ -10,16 +10,21 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import re
 import selectors
 import socket
 import socketserver
 import ssl
+import struct
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
@@ -34,13 +39,21 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 # A connection that sends nothing for this long is dropped; idle keep-alive connections too.
 CONNECTION_TIMEOUT_SECONDS = 60.0
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
+# Bodies move between socket and disk in pieces of this size, never whole.
+IO_CHUNK_BYTES = 1024 * 1024
+# The request log keeps this much of a body spooled to disk (a 200 MB upload stays on disk).
+RECORDED_SPOOL_BYTES = 1024 * 1024
 
 NOT_FOUND_BODY = b'{"error":{"code":"404","message": "Resource not found"}}'
 
 
 @attrs.define
 class Request:
-    """A parsed request as handlers see it; `client_id` is filled in by authentication."""
+    """A parsed request as handlers see it; `client_id` is filled in by authentication.
+
+    On a route that spools its body (uploads), `body_path` names the file holding the whole body
+    and `body` keeps only its first MiB, for the request log.
+    """
 
     method: str
     path: str
@@ -50,6 +63,7 @@ class Request:
     base_url: str
     client_id: str | None = None
     request_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
+    body_path: Path | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -61,9 +75,20 @@ class Request:
 
 @attrs.frozen
 class Response:
+    """An answer; with `stream` set, its `stream_length` bytes are sent from that open file instead of `body`.
+
+    The server closes the stream once the answer is sent (or abandoned).
+    """
+
     status: int
     body: bytes = attrs.field(repr=False)
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    stream: BinaryIO | None = attrs.field(default=None, repr=False, eq=False)
+    stream_length: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.stream_length if self.stream is not None else len(self.body)
 
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -115,7 +140,8 @@ def entra_headers(request: Request) -> dict[str, str]:
 class Route:
     """One row of the routing table: method and full-path regex to a handler.
 
-    `kind` names the route in the request log.
+    `kind` names the route in the request log. `spool_body` sends the body to a temporary file
+    instead of memory (uploads of up to 200 MB).
     """
 
     method: str
@@ -123,10 +149,19 @@ class Route:
     kind: str
     handler: Handler
     headers: HeaderPolicy = azure_headers
+    spool_body: bool = False
 
 
-def route(method: str, pattern: str, kind: str, handler: Handler, headers: HeaderPolicy = azure_headers) -> Route:
-    return Route(method, re.compile(pattern), kind, handler, headers)
+def route(
+    method: str,
+    pattern: str,
+    kind: str,
+    handler: Handler,
+    headers: HeaderPolicy = azure_headers,
+    *,
+    spool_body: bool = False,
+) -> Route:
+    return Route(method, re.compile(pattern), kind, handler, headers, spool_body)
 
 
 UNKNOWN_ROUTE = Route("*", re.compile(".*"), "unknown", not_found, azure_headers)
@@ -147,8 +182,179 @@ class Router:
         return UNKNOWN_ROUTE, match
 
 
+class Fault(Protocol):
+    """Something that takes over one exchange instead of the normal read-handle-answer (faults.py)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def apply(self, exchange: Exchange) -> None: ...
+
+
+class FaultSource(Protocol):
+    def take(self, kind: str, method: str, path: str) -> Fault | None:
+        """The fault for this request, if one is armed for it (consuming one of its uses)."""
+        ...
+
+
 class _BadFraming(Exception):
     """The request's body framing is broken; answer 400 and drop the connection."""
+
+
+class Exchange:
+    """One request between its headers and its answer, with the steps a fault may recombine.
+
+    The normal course is ``exchange.send(exchange.respond())``. A fault may reset the connection
+    before the body is read, delay or cut the answer, or replace it. Whatever happens, the request
+    is recorded exactly once, before the first byte of any answer (status 0: none was sent).
+    """
+
+    def __init__(
+        self,
+        handler: _RequestHandler,
+        route_: Route,
+        match: re.Match[str],
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+    ) -> None:
+        self._handler = handler
+        self.route = route_
+        self._match = match
+        self.method = handler.command
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.fault: str | None = None
+        self._request: Request | None = None
+        self._framing_error: str | None = None
+        self._response: Response | None = None
+        self._recorded = False
+        self._answered = False
+
+    @property
+    def kind(self) -> str:
+        return self.route.kind
+
+    @property
+    def answered(self) -> bool:
+        """Whether any answer byte was sent (or the connection was reset)."""
+        return self._answered
+
+    def request(self) -> Request:
+        """The request with its body, read from the socket on first use."""
+        if self._request is None:
+            server = self._handler.server
+            body, body_path = b"", None
+            try:
+                body, body_path = self._handler.read_body(server.spool_dir if self.route.spool_body else None)
+            except _BadFraming as exc:
+                self._framing_error = str(exc)
+                self._handler.close_connection = True
+            request = Request(self.method, self.path, self.query, self.headers, body, server.base_url, body_path=body_path)
+            if self._framing_error is None:
+                request.client_id = identify_caller(server.state, self.headers)
+            self._request = request
+        return self._request
+
+    def respond(self) -> Response:
+        """The normal answer: the route's handler run on the request (once)."""
+        if self._response is None:
+            request = self.request()
+            if self._framing_error is not None:
+                self._response = json_response(400, {"error": {"code": "BadRequest", "message": self._framing_error}})
+            else:
+                self._response = self._handler.run(self.route, request, self._match)
+        return self._response
+
+    def record(self, status: int) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        server = self._handler.server
+        # A request reset before its body was read is logged without one.
+        request = self._request or Request(self.method, self.path, self.query, self.headers, b"", server.base_url)
+        server.state.record(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                headers=request.headers,
+                body=request.body,
+                kind=self.kind,
+                client_id=request.client_id,
+                status=status,
+                connection_id=server.connection_id(self._handler.connection),
+                fault=self.fault,
+            )
+        )
+
+    def send(self, response: Response, *, stall_seconds: float = 0.0, truncate: bool = False) -> None:
+        """Answer; optionally stall between the headers and the body, or send half the body and close."""
+        request = self.request()
+        self.record(response.status)
+        self._answered = True
+        handler = self._handler
+        headers = {**self.route.headers(request), **response.headers}
+        headers.setdefault("Content-Type", "application/json")
+        handler.send_response(response.status)
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        # Keep-alive clients frame every answer by its length.
+        handler.send_header("Content-Length", str(response.length))
+        if handler.close_connection:
+            handler.send_header("Connection", "close")
+        handler.end_headers()
+        if stall_seconds > 0 and not self.sleep(stall_seconds):
+            handler.close_connection = True
+            return
+        limit = response.length // 2 if truncate else response.length
+        if response.stream is None:
+            handler.wfile.write(response.body[:limit])
+        else:
+            remaining = limit
+            while remaining > 0:
+                chunk = response.stream.read(min(IO_CHUNK_BYTES, remaining))
+                if not chunk:
+                    # The file shrank under us: the framing is broken, so the connection must go.
+                    handler.close_connection = True
+                    break
+                handler.wfile.write(chunk)
+                remaining -= len(chunk)
+        handler.wfile.flush()
+        if truncate:
+            self.close()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait, but wake at once when the server stops; False if it did."""
+        return not self._handler.server.stopping.wait(seconds)
+
+    def close(self) -> None:
+        """End the connection with a FIN once this exchange is over."""
+        self._handler.close_connection = True
+        _shutdown(self._handler.connection)
+
+    def reset(self) -> None:
+        """Abort the connection with a TCP RST: the client gets no (further) answer byte."""
+        self.record(0)
+        self._answered = True
+        handler = self._handler
+        handler.close_connection = True
+        connection = handler.connection
+        try:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        # The descriptor really closes (and the RST leaves) only once the buffered reader made
+        # from the socket is closed too.
+        connection.close()
+        handler.rfile.close()
+
+    def cleanup(self) -> None:
+        if self._response is not None and self._response.stream is not None:
+            self._response.stream.close()
+        if self._request is not None and self._request.body_path is not None:
+            self._request.body_path.unlink(missing_ok=True)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -168,6 +374,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Protocol errors the stdlib detects, answered in JSON like everything else."""
+        if code in (HTTPStatus.REQUEST_URI_TOO_LONG, HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE):
+            # Azure's front end answers oversized request lines and headers with a plain 400.
+            explain = f"Request Header Or Cookie Too Large ({message or explain or 'too long'})."
+            code, message = HTTPStatus.BAD_REQUEST, None
         body = json.dumps({"error": {"code": str(code), "message": message or explain or "Bad request."}}).encode("utf-8")
         self.close_connection = True
         self.send_response(code, message)
@@ -177,6 +387,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and code >= 200 and code not in (204, 304):
             self.wfile.write(body)
+
+    def parse_request(self) -> bool:
+        # A request line has arrived: from here until its answer is sent the connection is busy.
+        self.server.set_idle(self.connection, False)
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -204,62 +419,84 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in parse_qsl(split.query, keep_blank_values=True):
             query.setdefault(name, value)
         route_, match = self.server.router.resolve(self.command, path)
+        exchange = Exchange(self, route_, match, path, query, headers)
+        fault = self.server.faults.take(route_.kind, self.command, path) if self.server.faults is not None else None
         try:
-            body = self._read_body()
-        except _BadFraming as exc:
-            self.close_connection = True
-            body = b""
-            request = Request(self.command, path, query, headers, body, self.server.base_url)
-            response = json_response(400, {"error": {"code": "BadRequest", "message": str(exc)}})
-        else:
-            request = Request(self.command, path, query, headers, body, self.server.base_url)
-            request.client_id = identify_caller(self.server.state, headers)
-            response = self._run(route_, request, match)
-        self.server.state.record(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=request.query,
-                headers=request.headers,
-                body=request.body,
-                kind=route_.kind,
-                client_id=request.client_id,
-                status=response.status,
-                connection_id=self.server.connection_id(self.connection),
-            )
-        )
-        self._send(request, route_, response)
+            if fault is None:
+                exchange.send(exchange.respond())
+            else:
+                exchange.fault = fault.name
+                self._apply(fault, exchange)
+            exchange.record(0)
+        finally:
+            exchange.cleanup()
+        if not self.close_connection:
+            self.server.set_idle(self.connection, True)
 
-    def _run(self, route_: Route, request: Request, match: re.Match[str]) -> Response:
+    def _apply(self, fault: Fault, exchange: Exchange) -> None:
+        try:
+            fault.apply(exchange)
+        except OSError:
+            raise
+        except Exception:
+            # A broken fault must not take the server down either.
+            logger.exception("emulator fault %s failed on %s %s", fault.name, exchange.method, exchange.path)
+            if not exchange.answered:
+                exchange.send(_internal_error())
+            else:
+                self.close_connection = True
+
+    def run(self, route_: Route, request: Request, match: re.Match[str]) -> Response:
         try:
             return route_.handler(request, match)
         except Exception:
             # The emulator must outlive any bad request: a bug in a handler becomes a 500.
             logger.exception("emulator handler %s failed on %s %s", route_.kind, request.method, request.path)
-            return json_response(
-                500,
-                {"error": {"code": "InternalServerError", "message": "The emulator failed to handle the request."}},
-            )
+            return _internal_error()
 
-    def _read_body(self) -> bytes:
+    def read_body(self, spool_dir: Path | None) -> tuple[bytes, Path | None]:
+        """The body in memory, or (its first MiB, the file holding all of it) when spooling."""
+        if spool_dir is None:
+            chunks: list[bytes] = []
+            for chunk in self._body_chunks():
+                chunks.append(chunk)
+            return b"".join(chunks), None
+        descriptor, name = tempfile.mkstemp(prefix="upload-", suffix=".part", dir=spool_dir)
+        path = Path(name)
+        prefix = bytearray()
+        try:
+            with os.fdopen(descriptor, "wb") as spool:
+                for chunk in self._body_chunks():
+                    spool.write(chunk)
+                    if len(prefix) < RECORDED_SPOOL_BYTES:
+                        prefix += chunk[: RECORDED_SPOOL_BYTES - len(prefix)]
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return bytes(prefix), path
+
+    def _body_chunks(self) -> Iterator[bytes]:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
+            yield from self._chunked_chunks()
+            return
         length_header = self.headers.get("Content-Length")
         if length_header is None:
-            return b""
+            return
         try:
             length = int(length_header)
         except ValueError:
             raise _BadFraming(f"Invalid Content-Length header: {length_header!r}.") from None
         if length < 0 or length > MAX_BODY_BYTES:
             raise _BadFraming(f"Content-Length {length} is out of range.")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise _BadFraming("The request body ended before Content-Length bytes.")
-        return body
+        remaining = length
+        while remaining > 0:
+            chunk = self.rfile.read(min(IO_CHUNK_BYTES, remaining))
+            if not chunk:
+                raise _BadFraming("The request body ended before Content-Length bytes.")
+            remaining -= len(chunk)
+            yield chunk
 
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
+    def _chunked_chunks(self) -> Iterator[bytes]:
         total = 0
         while True:
             line = self.rfile.readline(1024)
@@ -267,33 +504,31 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise _BadFraming("Malformed chunk size in a chunked body.") from None
+            if size < 0:
+                raise _BadFraming("Malformed chunk size in a chunked body.")
             if size == 0:
                 # Trailers end with an empty line.
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
-                return b"".join(chunks)
+                return
             total += size
             if total > MAX_BODY_BYTES:
                 raise _BadFraming("The chunked body is too large.")
-            chunk = self.rfile.read(size)
-            if len(chunk) != size:
-                raise _BadFraming("The chunked body ended early.")
-            chunks.append(chunk)
+            remaining = size
+            while remaining > 0:
+                chunk = self.rfile.read(min(IO_CHUNK_BYTES, remaining))
+                if not chunk:
+                    raise _BadFraming("The chunked body ended early.")
+                remaining -= len(chunk)
+                yield chunk
             self.rfile.readline(1024)
 
-    def _send(self, request: Request, route_: Route, response: Response) -> None:
-        headers = {**route_.headers(request), **response.headers}
-        headers.setdefault("Content-Type", "application/json")
-        self.send_response(response.status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        # Keep-alive clients frame every answer by its length.
-        self.send_header("Content-Length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(response.body)
-        self.wfile.flush()
+
+def _internal_error() -> Response:
+    return json_response(
+        500,
+        {"error": {"code": "InternalServerError", "message": "The emulator failed to handle the request."}},
+    )
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -312,12 +547,21 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         routes: Iterable[Route],
         state: EmulatorState,
         ssl_context: ssl.SSLContext,
+        faults: FaultSource | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.router = Router(routes)
         self.state = state
+        self.faults = faults
+        self.spool_dir = spool_dir
+        # Set on stop: wakes every fault that is sleeping inside a connection thread.
+        self.stopping = threading.Event()
         self._ssl_context = ssl_context
-        # Live connections, numbered in accept order so the log can show keep-alive reuse.
+        # Live connections, numbered in accept order so the log can show keep-alive reuse; which
+        # are idle (waiting for their next request); which are to close as soon as they are.
         self._connections: dict[ssl.SSLSocket, int] = {}
+        self._idle: set[ssl.SSLSocket] = set()
+        self._closing_when_idle: set[ssl.SSLSocket] = set()
         self._connection_numbers = itertools.count(1)
         self._connections_lock = threading.Lock()
         self._wake_reader, self._wake_writer = socket.socketpair()
@@ -349,6 +593,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             return
         with self._connections_lock:
             self._connections[connection] = next(self._connection_numbers)
+            self._idle.add(connection)
         try:
             _RequestHandler(connection, client_address, self)
         except (ssl.SSLError, OSError) as exc:
@@ -356,6 +601,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         finally:
             with self._connections_lock:
                 self._connections.pop(connection, None)
+                self._idle.discard(connection)
+                self._closing_when_idle.discard(connection)
             connection.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -365,6 +612,35 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def connection_id(self, connection: Any) -> int:
         with self._connections_lock:
             return self._connections.get(connection, 0)
+
+    def set_idle(self, connection: Any, idle: bool) -> None:
+        with self._connections_lock:
+            if connection not in self._connections:
+                return
+            if not idle:
+                self._idle.discard(connection)
+                return
+            if connection not in self._closing_when_idle:
+                self._idle.add(connection)
+                return
+            self._closing_when_idle.discard(connection)
+        _shutdown(connection)
+
+    def close_idle_connections(self) -> int:
+        """Close keep-alive connections once idle, as an idle timeout does; return how many.
+
+        Connections waiting for their next request close at once; busy ones right after their
+        current answer (which goes out whole, without `Connection: close`). Either way no
+        connection open now serves another request, and its client finds a dead one in its pool.
+        """
+        with self._connections_lock:
+            idle = list(self._idle)
+            self._idle.clear()
+            busy = set(self._connections) - set(idle)
+            self._closing_when_idle |= busy
+        for connection in idle:
+            _shutdown(connection)
+        return len(idle) + len(busy)
 
     def start(self) -> None:
         """Accept connections on a background thread until :meth:`stop`."""
@@ -393,6 +669,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     def stop(self) -> None:
         """Stop accepting, cut live connections, release the port."""
+        self.stopping.set()
         self._wake_writer.send(b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -406,7 +683,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shutdown(connection)
+
+
+def _shutdown(connection: socket.socket) -> None:
+    """End a connection with a FIN; its handler thread then reads EOF and finishes."""
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -146,6 +146,9 @@ class RecordedRequest:
     status: int
     # Requests that share a number came over one TCP connection (keep-alive).
     connection_id: int
+    # The injected fault that took over this request (faults.py), if any. A status of 0 means
+    # no answer was sent (the connection was reset or dropped).
+    fault: str | None = None
 
 
 class EmulatorState:

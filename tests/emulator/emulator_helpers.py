@@ -139,3 +139,33 @@ def chat_url(emu: Emulator, deployment: str = "gpt-4o", api_version: str | None 
 
 def embeddings_url(emu: Emulator, deployment: str = "embed-small") -> str:
     return f"{emu.url}/openai/deployments/{deployment}/embeddings?api-version={API_VERSION}"
+
+
+def files_url(emu: Emulator, suffix: str = "", api_version: str = API_VERSION) -> str:
+    return f"{emu.url}/openai/files{suffix}?api-version={api_version}"
+
+
+def batches_url(emu: Emulator, suffix: str = "", api_version: str = API_VERSION) -> str:
+    return f"{emu.url}/openai/batches{suffix}?api-version={api_version}"
+
+
+def batch_line(
+    index: int,
+    *,
+    model: str = "gpt-4o-batch",
+    url: str = "/chat/completions",
+    content: str | None = None,
+    custom_id: str | None = None,
+) -> dict[str, object]:
+    """One batch input line; embeddings lines when `url` is `/embeddings`."""
+    text = content if content is not None else f"Question number {index}?"
+    body: dict[str, object] = (
+        {"model": model, "input": text}
+        if url == "/embeddings"
+        else {"model": model, "messages": [{"role": "user", "content": text}]}
+    )
+    return {"custom_id": custom_id or f"task-{index}", "method": "POST", "url": url, "body": body}
+
+
+def batch_jsonl(count: int, **line: object) -> str:
+    return "".join(json.dumps(batch_line(index, **line)) + "\n" for index in range(count))  # type: ignore[arg-type]

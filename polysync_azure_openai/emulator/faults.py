@@ -1,0 +1,320 @@
+"""Faults a test injects into the emulator: what Azure, its gateways and the network do on bad days.
+
+A fault is armed with :meth:`Emulator.inject` for the next requests matching a request `kind`,
+a path regex and/or a method; when one arrives, the fault takes over its exchange (server.py)
+before normal routing, and the request log records the fault's name. Faults that answer in
+place of the service (a status, a redirect) never run its handler; faults that spoil an answer
+(a delay, a truncated body, a lost response) run it first, so its effects happen, as when Azure
+did the work and only the answer went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime
+from email.utils import format_datetime
+from http import HTTPStatus
+from typing import Any
+
+import attrs
+
+from .dataplane import prompt_blocked
+from .server import Exchange, Fault, Response
+
+JSON = {"Content-Type": "application/json"}
+# Bodies Azure's front ends were seen to send (wire-samples §5); others get a generic one.
+_DEFAULT_BODIES: dict[int, Any] = {
+    401: {
+        "statusCode": 401,
+        "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+        "(https://cognitiveservices.azure.com), or have expired.",
+    },
+    500: {
+        "error": {
+            "code": "InternalServerError",
+            "message": "Backend returned unexpected response. Please contact Microsoft for help.",
+        }
+    },
+    502: {"error": {"code": "BadGateway", "message": "Bad gateway: the backend did not answer in time."}},
+    503: {
+        "error": {
+            "code": "ServiceUnavailable",
+            "message": "The service is temporarily unable to process your request. Please try again later.",
+        }
+    },
+    504: {"error": {"code": "Timeout", "message": "The operation was timeout."}},
+}
+HTML_ERROR_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>{status} {phrase}</title></head>\n"
+    "<body><h1>{status} {phrase}</h1><p>The gateway could not reach the service. Please try again later.</p>"
+    "<hr><center>Microsoft-Azure-Application-Gateway/v2</center></body></html>\n"
+)
+MALFORMED_JSON = b'{"id": "chatcmpl-emulator", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": '
+
+
+def throttle_message(retry_seconds: int) -> str:
+    return (
+        "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have "
+        "exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after "
+        f"{retry_seconds} second{'s' if retry_seconds != 1 else ''}. Please go here: https://aka.ms/oai/quotaincrease "
+        "if you would like to further increase the default rate limit."
+    )
+
+
+def _as_body(body: bytes | str | dict[str, Any] | list[Any]) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+@attrs.frozen
+class Status:
+    """Answer `code` with `body` (default: the body Azure sends for that status) and `headers`.
+
+    With `handled`, the service handles the request first (a 504 after the batch was created).
+    """
+
+    code: int
+    body: bytes | str | dict[str, Any] | list[Any] | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    handled: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"status {self.code}"
+
+    def apply(self, exchange: Exchange) -> None:
+        if self.handled:
+            exchange.respond()
+        body = self.body
+        if body is None:
+            phrase = HTTPStatus(self.code).phrase if self.code in HTTPStatus._value2member_map_ else "Error"
+            body = _DEFAULT_BODIES.get(self.code, {"error": {"code": str(self.code), "message": phrase}})
+        exchange.send(Response(self.code, _as_body(body), {**JSON, **self.headers}))
+
+
+def throttled(
+    retry_after: int | str | datetime | None = None,
+    *,
+    retry_after_ms: int | None = None,
+    x_ms_retry_after_ms: int | None = None,
+) -> Status:
+    """Azure's 429 with the retry headers given: `Retry-After` in seconds or as an HTTP date."""
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        if isinstance(retry_after, datetime):
+            headers["Retry-After"] = format_datetime(retry_after, usegmt=True)
+        else:
+            headers["Retry-After"] = str(retry_after)
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = str(retry_after_ms)
+    if x_ms_retry_after_ms is not None:
+        headers["x-ms-retry-after-ms"] = str(x_ms_retry_after_ms)
+    seconds = retry_after if isinstance(retry_after, int) else 1
+    return Status(429, {"error": {"code": "429", "message": throttle_message(seconds)}}, headers)
+
+
+@attrs.frozen
+class ResetBeforeBody:
+    """Reset the connection (TCP RST) after the request headers, before reading the body."""
+
+    name = "reset_before_body"
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.reset()
+
+
+@attrs.frozen
+class ResetBeforeResponse:
+    """Read the request (and, with `handled`, let the service act on it), then reset: a lost answer."""
+
+    handled: bool = True
+    name = "reset_before_response"
+
+    def apply(self, exchange: Exchange) -> None:
+        if self.handled:
+            exchange.respond()
+        else:
+            exchange.request()
+        exchange.reset()
+
+
+@attrs.frozen
+class Delay:
+    """Handle the request, then wait `seconds` before the status line (a slow service)."""
+
+    seconds: float
+    name = "delay"
+
+    def apply(self, exchange: Exchange) -> None:
+        response = exchange.respond()
+        if exchange.sleep(self.seconds):
+            exchange.send(response)
+
+
+@attrs.frozen
+class StallBody:
+    """Send the status line and headers at once, then wait `seconds` before the body."""
+
+    seconds: float
+    name = "stall_body"
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.send(exchange.respond(), stall_seconds=self.seconds)
+
+
+@attrs.frozen
+class TruncatedBody:
+    """The real answer's headers (full Content-Length), half its body, then the connection closes."""
+
+    name = "truncated_body"
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.send(exchange.respond(), truncate=True)
+
+
+@attrs.frozen
+class MalformedJson:
+    """200 with a JSON content type and a body that breaks off mid-object."""
+
+    name = "malformed_json"
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.respond()
+        exchange.send(Response(200, MALFORMED_JSON, JSON))
+
+
+@attrs.frozen
+class HtmlPage:
+    """An HTML error page, as a gateway or proxy sends it, with `status` (502, or 200 from a captive portal)."""
+
+    status: int = 502
+    name = "html_page"
+
+    def apply(self, exchange: Exchange) -> None:
+        phrase = HTTPStatus(self.status).phrase if self.status in HTTPStatus._value2member_map_ else "Error"
+        page = HTML_ERROR_PAGE.format(status=self.status, phrase=phrase)
+        exchange.send(Response(self.status, page.encode("utf-8"), {"Content-Type": "text/html"}))
+
+
+@attrs.frozen
+class ContentType:
+    """The real answer under another Content-Type (JSON sent as `text/plain`)."""
+
+    value: str = "text/plain"
+    name = "content_type"
+
+    def apply(self, exchange: Exchange) -> None:
+        response = exchange.respond()
+        exchange.send(attrs.evolve(response, headers={**response.headers, "Content-Type": self.value}))
+
+
+@attrs.frozen
+class DropFields:
+    """The real answer without some top-level JSON fields (a chat answer without `choices` or `usage`)."""
+
+    fields: tuple[str, ...] = attrs.field(converter=tuple)
+    name = "drop_fields"
+
+    def apply(self, exchange: Exchange) -> None:
+        response = exchange.respond()
+        try:
+            payload = json.loads(response.body)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            trimmed = {key: value for key, value in payload.items() if key not in self.fields}
+            response = attrs.evolve(response, body=_as_body(trimmed))
+        exchange.send(response)
+
+
+@attrs.frozen
+class Redirect:
+    """A redirect to `location` (for example a :class:`RecordingServer`); the service never sees the request."""
+
+    location: str
+    status: int = 307
+    name = "redirect"
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.send(Response(self.status, b"", {**JSON, "Location": self.location}))
+
+
+@attrs.frozen
+class ContentFilter:
+    """Azure's content-filter 400 whatever the prompt."""
+
+    name = "content_filter"
+
+    def apply(self, exchange: Exchange) -> None:
+        exchange.send(prompt_blocked().response())
+
+
+@attrs.define
+class FaultRule:
+    """An armed fault and what it matches; `hits` counts the requests it took over."""
+
+    fault: Fault
+    kind: str | None = None
+    path: re.Pattern[str] | None = None
+    method: str | None = None
+    # None: every matching request until the faults are cleared.
+    remaining: int | None = 1
+    hits: int = 0
+
+    def matches(self, kind: str, method: str, path: str) -> bool:
+        return (
+            (self.kind is None or self.kind == kind)
+            and (self.method is None or self.method == method)
+            and (self.path is None or self.path.fullmatch(path) is not None)
+        )
+
+
+class FaultTable:
+    """The armed faults, thread-safe; the first matching rule with uses left wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+
+    def add(
+        self,
+        fault: Fault,
+        *,
+        kind: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        times: int | None = 1,
+    ) -> FaultRule:
+        if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+            raise ValueError(f"times must be a positive integer or None (every time), not {times!r}")
+        rule = FaultRule(
+            fault=fault,
+            kind=kind,
+            path=None if path is None else re.compile(path),
+            method=None if method is None else method.upper(),
+            remaining=times,
+        )
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, kind: str, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches(kind, method, path):
+                    rule.hits += 1
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining == 0:
+                            self._rules.remove(rule)
+                    return rule.fault
+        return None
