@@ -143,8 +143,10 @@ def _first_lines(text: str, limit: int = 600) -> str:
 def _token_hint(code: str | None, text: str) -> str:
     if code == "AADSTS7000215":
         return "Fix: set 'Client Secret' to the secret's Value (not its Secret ID), or create a new secret."
-    if code in ("AADSTS700016", "AADSTS90002"):
+    if code in ("AADSTS700016", "AADSTS90002") or "Unable to get authority configuration" in text:
         return "Fix: check 'Tenant Id' and 'Client Id' (and 'Azure Cloud' for sovereign clouds)."
+    if code in ("AADSTS70011", "AADSTS500011"):
+        return "Fix: the token scope does not exist in this tenant's cloud; set 'Azure Cloud' to the resource's cloud."
     if code in ("AADSTS700027", "AADSTS700024"):
         return "Fix: upload this certificate to the app registration (Certificates & secrets) or use the one registered there."
     if "CERTIFICATE_VERIFY_FAILED" in text:

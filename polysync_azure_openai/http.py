@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import requests
 import urllib3.exceptions
@@ -47,6 +47,16 @@ BACKOFF_CAP: Final = 8.0
 POOL_SIZE: Final = 64
 ERROR_TEXT_LIMIT: Final = 500
 REQUEST_ID_HEADERS: Final = ("apim-request-id", "x-request-id", "x-ms-request-id")
+
+
+class StreamBody(Protocol):
+    """A request body read in chunks and rewound before each attempt (a file upload)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
 
 
 class RetryMode(enum.Enum):
@@ -83,31 +93,37 @@ class HttpClient:
         path_or_url: str,
         *,
         params: Mapping[str, str] | None = None,
-        body: bytes | None = None,
-        files: Any = None,
-        data: Mapping[str, str] | None = None,
+        body: bytes | StreamBody | None = None,
+        headers: Mapping[str, str] | None = None,
         mode: RetryMode,
         stream: bool = False,
     ) -> requests.Response:
-        """Send one logical request, retrying as ``mode`` allows; raise a RemoteError on failure."""
+        """Send one logical request, retrying as ``mode`` allows; raise a RemoteError on failure.
+
+        ``body`` is JSON bytes, or a seekable binary stream (with ``headers`` naming its content
+        type) that is sent in chunks and rewound before each attempt.
+        """
         url = path_or_url if path_or_url.startswith("https://") else self.endpoint.url(path_or_url)
         client_request_id = str(uuid.uuid4())
-        headers = {"x-ms-client-request-id": client_request_id}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        sent_headers = {"x-ms-client-request-id": client_request_id}
+        if isinstance(body, bytes):
+            sent_headers["Content-Type"] = "application/json"
+        sent_headers.update(headers or {})
+        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         attempts = 0
         renewed = stale_resent = False
         waited = 0.0
         while True:
             attempts += 1
+            if body is not None and not isinstance(body, bytes):
+                body.seek(start)
             try:
                 response = self.session.request(
                     method,
                     url,
                     params=params,
-                    data=body if body is not None else data,
-                    files=files,
-                    headers=headers,
+                    data=body,
+                    headers=sent_headers,
                     timeout=self.timeout,
                     allow_redirects=False,
                     stream=stream,
@@ -193,7 +209,6 @@ def _new_session(origin: str, auth: requests.auth.AuthBase) -> requests.Session:
     session.trust_env = False
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.proxies.update(requests.utils.get_environ_proxies(origin))
-    session.max_redirects = 0
     session.auth = auth
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"

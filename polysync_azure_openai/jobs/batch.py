@@ -115,7 +115,7 @@ class Batch:
         }
 
     def progress(self) -> str:
-        if self.total is None:
+        if not self.total:  # Azure reports total 0 until validation has counted the lines
             return "request counts not reported yet"
         done = (self.completed or 0) + (self.failed or 0)
         return f"{done} of {self.total} requests done, {self.failed or 0} failed"

@@ -1,0 +1,262 @@
+"""Azure OpenAI Batch Job end to end against the emulator's batch lifecycle (spec §4)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.host import Job, Platform
+from polysync_azure_openai.jobs import BATCH
+
+from .conftest import job, sp_platform
+
+OUTPUT_KEYS = {"output_file_id", "error_file_id", "request_counts_total", "request_counts_completed", "request_counts_failed"}
+
+
+def jsonl(n: int, *, model: str = "gpt-4o-batch", url: str = "/chat/completions", bad_lines: tuple[int, ...] = ()) -> str:
+    lines = []
+    for i in range(n):
+        prompt = "EMULATOR_BLOCK" if i in bad_lines else f"Question {i}?"
+        lines.append(
+            json.dumps(
+                {
+                    "custom_id": f"task-{i}",
+                    "method": "POST",
+                    "url": url,
+                    "body": {"model": model, "messages": [{"role": "user", "content": prompt}]},
+                }
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+def batch_job(**attributes: str) -> Job:
+    return job(BATCH, "gpt-4o-batch::batch", **attributes)
+
+
+def submit(pm: pluggy.PluginManager, platform: Platform, file_id: str, run_key: str = "run-1", **attributes: str):
+    return pm.hook.submit(platform=platform, job=batch_job(**attributes), parameters={"input_file_id": file_id}, run_key=run_key)
+
+
+def status(pm: pluggy.PluginManager, platform: Platform, run_id: str):
+    return pm.hook.get_status(platform=platform, job=batch_job(), run_id=run_id)
+
+
+def test_a_batch_through_every_running_state_to_success(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(300, bad_lines=(7,)))
+    submitted = submit(pm, platform, file_id)
+    assert submitted.status == "Running" and submitted.run_id.startswith("batch_")
+    assert set(submitted.outputs) == OUTPUT_KEYS
+    assert submitted.outputs["output_file_id"] is None and submitted.outputs["error_file_id"] is None
+    assert isinstance(submitted.started_at, datetime) and submitted.ended_at is None
+    assert "validating" in submitted.message
+    seen = set()
+    for _ in range(200):
+        emu.advance(1)
+        result = status(pm, platform, submitted.run_id)
+        assert set(result.outputs) == OUTPUT_KEYS
+        assert result.started_at == submitted.started_at
+        azure_status = emu.batch(submitted.run_id)["status"]
+        seen.add(azure_status)
+        if azure_status == "in_progress":
+            assert result.status == "Running" and " of 300 requests done" in result.message
+        if result.status != "Running":
+            break
+    assert {"in_progress", "finalizing", "completed"} <= seen
+    assert result.status == "Success"
+    out = result.outputs
+    assert (out["request_counts_total"], out["request_counts_completed"], out["request_counts_failed"]) == (300, 299, 1)
+    assert out["output_file_id"].startswith("file-") and out["error_file_id"].startswith("file-")
+    assert result.ended_at is not None and result.ended_at >= result.started_at
+    output_lines = [json.loads(line) for line in emu.file_content(out["output_file_id"]).decode().splitlines()]
+    assert len(output_lines) == 299
+    error_lines = [json.loads(line) for line in emu.file_content(out["error_file_id"]).decode().splitlines()]
+    assert [e["custom_id"] for e in error_lines] == ["task-7"]
+
+
+def test_suffix_never_reaches_a_request_path(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, emu.add_file(jsonl(2)))
+    status(pm, platform, submitted.run_id)
+    pm.hook.cancel(platform=platform, job=batch_job(), run_id=submitted.run_id)
+    paths = [r.path + json.dumps(r.query) for r in emu.requests]
+    assert paths and not any("::batch" in p or "%3A%3Abatch" in p for p in paths)
+    created = [json.loads(r.body) for r in emu.requests if r.kind == "batches.create"]
+    assert created == [
+        {
+            "input_file_id": created[0]["input_file_id"],
+            "endpoint": "/chat/completions",
+            "completion_window": "24h",
+            "metadata": {"polysync_run_key": "run-1"},
+        }
+    ]
+
+
+def test_input_file_attribute_and_parameter_override(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    from_attribute = emu.add_file(jsonl(1))
+    from_parameter = emu.add_file(jsonl(1))
+    r1 = pm.hook.submit(platform=platform, job=batch_job(OpenAI_Input_File_ID=from_attribute), parameters={}, run_key="a")
+    r2 = pm.hook.submit(
+        platform=platform,
+        job=batch_job(OpenAI_Input_File_ID=from_attribute),
+        parameters={"input_file_id": from_parameter},
+        run_key="b",
+    )
+    assert emu.batch(r1.run_id)["input_file_id"] == from_attribute
+    assert emu.batch(r2.run_id)["input_file_id"] == from_parameter
+
+
+def test_embeddings_batch_endpoint(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    lines = "\n".join(
+        json.dumps(
+            {"custom_id": f"e{i}", "method": "POST", "url": "/embeddings", "body": {"model": "embed-small", "input": f"text {i}"}}
+        )
+        for i in range(3)
+    )
+    result = submit(pm, platform, emu.add_file(lines), OpenAI_Batch_Endpoint="/embeddings")
+    assert result.status == "Running"
+    emu.advance(3600)
+    done = status(pm, platform, result.run_id)
+    assert done.status == "Success" and done.outputs["request_counts_completed"] == 3
+
+
+def test_failed_validation_is_failed_with_the_line(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    bad = (
+        jsonl(3)
+        + json.dumps(
+            {
+                "custom_id": "task-0",
+                "method": "POST",
+                "url": "/chat/completions",
+                "body": {"model": "gpt-4o-batch", "messages": []},
+            }
+        )
+        + "\n"
+    )
+    submitted = submit(pm, platform, emu.add_file(bad))
+    emu.advance(3600)
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Failed"
+    assert "duplicate_custom_id" in result.message and "line 4" in result.message
+    assert result.ended_at is not None
+
+
+def test_expired_is_failed_with_partial_output_and_the_raw_errors(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.batch_timing.requests_per_second = 0.001  # far too slow for the 24 h window
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, emu.add_file(jsonl(500)))
+    emu.advance(25 * 3600)
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Failed"
+    assert "expired" in result.message and "24h" in result.message
+    raw = emu.batch(submitted.run_id)["errors"]
+    assert json.dumps(raw)[:40] in result.message
+    assert result.outputs["request_counts_completed"] > 0 and result.outputs["output_file_id"]
+    assert result.ended_at is not None
+
+
+def test_cancel_in_each_state(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    # validating
+    r = submit(pm, platform, emu.add_file(jsonl(50)), run_key="c1")
+    cancelled = pm.hook.cancel(platform=platform, job=batch_job(), run_id=r.run_id)
+    assert cancelled.status == "Running" and "cancelling" in cancelled.message
+    assert [x.kind for x in emu.requests].count("batches.cancel") == 1
+    emu.advance(3600)
+    final = status(pm, platform, r.run_id)
+    assert final.status == "Cancelled" and final.ended_at is not None
+    # in progress, with partial output kept
+    r = submit(pm, platform, emu.add_file(jsonl(1000)), run_key="c2")
+    emu.advance(3)
+    assert emu.batch(r.run_id)["status"] == "in_progress"
+    assert pm.hook.cancel(platform=platform, job=batch_job(), run_id=r.run_id).status == "Running"
+    emu.advance(3600)
+    final = status(pm, platform, r.run_id)
+    assert final.status == "Cancelled" and final.outputs["request_counts_completed"] > 0
+    # already ended: no cancel request, the terminal state is reported
+    emu.clear_requests()
+    again = pm.hook.cancel(platform=platform, job=batch_job(), run_id=r.run_id)
+    assert again.status == "Cancelled" and "already ended" in again.message
+    assert "batches.cancel" not in [x.kind for x in emu.requests]
+    r = submit(pm, platform, emu.add_file(jsonl(2)), run_key="c3")
+    emu.advance(3600)
+    done = pm.hook.cancel(platform=platform, job=batch_job(), run_id=r.run_id)
+    assert done.status == "Success" and "batches.cancel" not in [x.kind for x in emu.requests]
+
+
+def test_same_run_key_twice_gives_one_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(5))
+    first = submit(pm, platform, file_id, run_key="host-run-77")
+    second = submit(pm, platform, file_id, run_key="host-run-77")
+    assert first.run_id == second.run_id
+    assert [r.kind for r in emu.requests].count("batches.create") == 1
+    other = submit(pm, platform, file_id, run_key="host-run-78")
+    assert other.run_id != first.run_id
+
+
+def test_lost_create_response_gives_one_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(5))
+    emu.lose_next_batch_create(newer_batches=150)  # the scan has to page past them
+    result = submit(pm, platform, file_id, run_key="lost-answer")
+    assert result.status == "Running"
+    mine = [b for b in (emu.batch(i) for i in emu.batches) if (b.get("metadata") or {}).get("polysync_run_key") == "lost-answer"]
+    assert [b["id"] for b in mine] == [result.run_id]
+    assert [r.kind for r in emu.requests].count("batches.create") == 1
+    lists = [r for r in emu.requests if r.kind == "batches.list"]
+    assert any("after" in r.query for r in lists)  # it paged
+    # and the host's re-submit lands on the same batch
+    assert submit(pm, platform, file_id, run_key="lost-answer").run_id == result.run_id
+
+
+def test_unknown_file_is_failed_before_any_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    result = submit(pm, platform, "file-doesnotexist")
+    assert result.status == "Failed"
+    assert result.run_id == "gpt-4o-batch#batch#Failed"
+    assert "file-doesnotexist" in result.message and "does not exist" in result.message and "upload" in result.message
+    assert "batches.create" not in [r.kind for r in emu.requests]
+    later = status(pm, platform, result.run_id)
+    assert later.status == "Failed"
+
+
+def test_file_with_wrong_purpose_or_in_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    wrong_purpose = emu.add_file(jsonl(1), purpose="fine-tune")
+    result = submit(pm, platform, wrong_purpose)
+    assert result.status == "Failed" and "purpose 'fine-tune'" in result.message
+    broken = emu.add_file("\ufeffnot json\n")
+    result = submit(pm, platform, broken, run_key="r2")
+    assert result.status == "Failed" and "failed Azure's processing" in result.message
+    assert "batches.create" not in [r.kind for r in emu.requests]
+
+
+def test_status_of_a_vanished_batch_is_failed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = status(pm, sp_platform(emu), "batch_does-not-exist")
+    assert result.status == "Failed" and "404" in result.message
+
+
+def test_monitor_url_for_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    url = pm.hook.monitor_url(platform=sp_platform(emu), job=batch_job(), run_id="batch_abc")
+    assert url.endswith(f"/accounts/{emu.resource_name}/overview")
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize("attribute", ["Deployment Name"])
+def test_deployment_name_override_is_used_for_the_failed_run_id(pm: pluggy.PluginManager, emu: Emulator, attribute: str) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=batch_job(**{attribute.replace(" ", "_"): "other-dep"}),
+        parameters={"input_file_id": "file-missing"},
+        run_key="k",
+    )
+    assert result.run_id == "other-dep#batch#Failed"
