@@ -32,9 +32,19 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
         "embed-small#sync#Success",
         "1536 dimensions",
         "https://portal.azure.com/#@/resource/subscriptions/",
+        "== Batch run",
+        "input        6 chat requests for deployment 'gpt-4o-batch'",
+        "is in_progress: 2 of 6 requests done",
+        "] Success: Batch batch_",
+        "requests     6 of 6 completed, 0 failed",
+        "  question-1   Emulated answer: ",
         "every step succeeded",
     ):
         assert fragment in out, fragment
+    uploaded = out.split("uploaded     ", 1)[1].split()[0]
+    assert uploaded.startswith("file-") and "processed" in out.split("uploaded     ", 1)[1].splitlines()[0]
+    assert out.count("  question-") == 3
+    assert out.index("== Embedding run") < out.index("== Batch run") < out.index("every step succeeded")
 
 
 def test_help_lists_the_commands() -> None:
