@@ -6,6 +6,7 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.errors import TransportError
 from polysync_azure_openai.host import Platform
 from polysync_azure_openai.jobs import CHAT
 from polysync_azure_openai.platform import PlatformConfig
@@ -139,3 +140,31 @@ def test_endpoint_override_with_a_gateway_path_prefix() -> None:
     )
     assert config.openai_endpoint.url("/openai/x") == "https://apim.contoso.com/aoai/openai/x"
     assert config.arm_endpoint.url("/subscriptions") == "https://arm-proxy.contoso.com:8443/arm/subscriptions"
+
+
+def test_overrides_with_a_gateway_path_prefix_reach_that_host_and_path(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A gateway at https://host/aoai: every data-plane and ARM path goes under its prefix."""
+    from polysync_azure_openai.emulator import RecordingServer
+
+    with RecordingServer(ca=emu.ca) as gateway:
+        platform = Platform(
+            name="gateway",
+            auth_method="Service Principal",
+            attributes={
+                **emulator_attributes(emu),
+                "OpenAI Endpoint": gateway.url + "/aoai/",
+                "Resource Manager Endpoint": gateway.url + "/arm",
+            },
+        )
+        result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+        with pytest.raises(TransportError, match="no 'value' list"):  # the recorder answers {}
+            imported(pm, platform)
+        paths = [r.path for r in gateway.requests]
+    assert result.status == "Failed" and "has no choices" in result.message  # the recorder answered {}
+    assert paths == [
+        "/aoai/openai/deployments/gpt-4o/chat/completions",
+        f"/arm/subscriptions/{emu.subscription_id}/resourceGroups/{emu.resource_group}"
+        f"/providers/Microsoft.CognitiveServices/accounts/{emu.resource_name}/deployments",
+    ]
+    assert not [r for r in emu.requests if r.kind in ("chat", "arm.deployments")]  # tokens still came from the emulator
+    assert emu.token_requests() == 2

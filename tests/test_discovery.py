@@ -185,3 +185,12 @@ def test_override_with_path_prefix_is_not_a_license_for_other_paths(pm: pluggy.P
         _next_url(config, "https://management.azure.com/subscriptions/other/providers?x=1", listing)
     with pytest.raises(TransportError):
         _next_url(config, "http://" + emu.host + listing, listing)
+
+
+def test_a_thousand_deployments_in_ten_pages_is_one_listing(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.set_deployments([Deployment(name=f"d{i:04d}", model="gpt-4o-mini") for i in range(1000)])
+    emu.page_size = 100
+    jobs = imported(pm, sp_platform(emu))
+    assert len(jobs) == 2000  # chat + batch for each
+    assert listings(emu) == 1
+    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 10
