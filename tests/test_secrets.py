@@ -121,3 +121,51 @@ def test_no_secret_anywhere_in_a_full_lifecycle(
     assert leaks(texts, secrets) == []
     assert any(r.name.startswith("urllib3") for r in records)
     assert any(r.name.startswith(("azure", "msal")) for r in records)
+
+
+def test_no_secret_in_cli_output_or_written_files(emu: Emulator, tmp_path) -> None:
+    """Every CLI command, both auth methods, success and failure: stdout, stderr and files."""
+    from .test_cli_operator import SECRET_ENV, cli, platform_file
+
+    sp = platform_file(tmp_path, emu)
+    key = platform_file(tmp_path, emu, auth_method="API Key")
+    line = '{"custom_id": "a", "method": "POST", "url": "/chat/completions", "body": {"model": "gpt-4o-batch", "messages": [{"role": "user", "content": "hi"}]}}\n'
+    (tmp_path / "in.jsonl").write_text(line)
+    outputs: list[str] = []
+    runs = [
+        (sp, emu.client_secret, ["check"]),
+        (sp, emu.client_secret, ["import", "--json"]),
+        (sp, emu.client_secret, ["run", "chat", "gpt-4o", "--param", "user_prompt=hi", "--json"]),
+        (sp, "wrong-" + emu.client_secret, ["run", "chat", "gpt-4o", "--param", "user_prompt=hi"]),
+        (key, emu.api_key, ["run", "embedding", "embed-small", "--param", "input=x", "--json"]),
+        (key, emu.api_key[::-1], ["check", "--deployment", "gpt-4o"]),
+        (sp, emu.client_secret, ["batch", "upload", str(tmp_path / "in.jsonl")]),
+    ]
+    for config, secret, args in runs:
+        done = cli(*args, "--config", str(config), env={SECRET_ENV: secret})
+        outputs += [done.stdout, done.stderr]
+    assert any("Success" in o or "OK" in o for o in outputs)
+    file_id = emu.add_file(line, purpose="batch_output")
+    cli(
+        "batch",
+        "download",
+        file_id,
+        "--out",
+        str(tmp_path / "out.jsonl"),
+        "--config",
+        str(sp),
+        env={SECRET_ENV: emu.client_secret},
+    )
+    outputs += [p.read_text(errors="replace") for p in tmp_path.iterdir() if p.is_file() and p.suffix != ".toml"]
+    assert leaks(outputs, [emu.client_secret, emu.api_key]) == []
+
+
+def test_an_error_body_echoing_the_key_is_redacted(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    from polysync_azure_openai.emulator.faults import Status
+
+    emu.inject(Status(401, body={"error": {"code": "401", "message": f"Access denied for key {emu.api_key}."}}), kind="chat")
+    result = pm.hook.submit(
+        platform=api_key_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k"
+    )
+    assert result.status == "Failed" and "Access denied for key ***" in result.message
+    assert leaks([result.message], [emu.api_key]) == []
