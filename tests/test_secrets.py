@@ -169,3 +169,35 @@ def test_an_error_body_echoing_the_key_is_redacted(pm: pluggy.PluginManager, emu
     )
     assert result.status == "Failed" and "Access denied for key ***" in result.message
     assert leaks([result.message], [emu.api_key]) == []
+
+
+def test_certificate_and_its_password_never_leak(
+    pm: pluggy.PluginManager, emu: Emulator, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    import trustme
+
+    from .test_auth import cert_platform, pkcs12_of
+
+    leaf = trustme.CA(key_type=trustme.KeyType.RSA).issue_cert("app", key_type=trustme.KeyType.RSA)
+    client_id = str(uuid.uuid4())
+    emu.add_certificate_client(client_id, leaf.cert_chain_pems[0].bytes())
+    password = "p12-" + uuid.uuid4().hex
+    certificate = base64.b64encode(pkcs12_of(leaf, password.encode())).decode()
+    key_pem = leaf.private_key_pem.bytes().decode()
+    key_body = "".join(key_pem.splitlines()[1:-1])[:60]  # the base64 of the private key itself
+    good = cert_platform(emu, client_id, certificate, **{"Certificate Password": password})
+    texts = [repr(good), repr(PlatformConfig.from_host(good))]
+    result = pm.hook.submit(platform=good, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Success", result.message
+    texts += [repr(result), result.message or ""]
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=cert_platform(emu, client_id, certificate, **{"Certificate Password": "wrong-" + password}),
+            job=job(CHAT, "gpt-4o"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    texts.append(str(info.value))
+    texts += [r.getMessage() for r in debug_logs.records] + [str(r.args) for r in debug_logs.records]
+    assert debug_logs.records
+    assert leaks(texts, [password, key_body, certificate[:60]]) == []
