@@ -994,6 +994,7 @@ def _expect(result: Any, status: str, what: str) -> None:
 
 def _run_demo() -> None:
     from .emulator import Emulator
+    from .emulator.cli import platform_attributes
     from .host import Job, Platform, import_all, plugin_manager
 
     with Emulator() as emu:
@@ -1006,17 +1007,7 @@ def _run_demo() -> None:
         platform = Platform(
             name="Azure OpenAI (emulator)",
             auth_method="Service Principal",
-            attributes={
-                "Subscription Id": emu.subscription_id,
-                "Resource Group Name": emu.resource_group,
-                "OpenAI Resource Name": emu.resource_name,
-                "OpenAI Endpoint": emu.url,
-                "Resource Manager Endpoint": emu.url,
-                "Authority Host": emu.url,
-                "Tenant Id": emu.tenant_id,
-                "Client Id": emu.client_id,
-                "Client Secret": emu.client_secret,
-            },
+            attributes={**platform_attributes(emu), "Client Secret": emu.client_secret},
         )
         pm = plugin_manager()
         plugins = sorted(name for name, _ in pm.list_name_plugin())

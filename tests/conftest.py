@@ -13,6 +13,7 @@ import pytest
 import trustme
 
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator.cli import platform_attributes
 from polysync_azure_openai.host import Job, Platform, import_all, plugin_manager
 from polysync_azure_openai.results import ImportedJob
 
@@ -48,17 +49,7 @@ def pm() -> pluggy.PluginManager:
 
 
 def emulator_attributes(emu: Emulator, **overrides: str | None) -> dict[str, str]:
-    attributes = {
-        "Subscription Id": emu.subscription_id,
-        "Resource Group Name": emu.resource_group,
-        "OpenAI Resource Name": emu.resource_name,
-        "OpenAI Endpoint": emu.url,
-        "Resource Manager Endpoint": emu.url,
-        "Authority Host": emu.url,
-        "Tenant Id": emu.tenant_id,
-        "Client Id": emu.client_id,
-        "Client Secret": emu.client_secret,
-    }
+    attributes = {**platform_attributes(emu), "Client Secret": emu.client_secret}
     for name, value in overrides.items():
         key = name.replace("_", " ")
         if value is None:

@@ -37,7 +37,9 @@ def test_us_government_platform_asks_for_us_scopes_and_links_the_us_portal(pm: p
 
 def test_public_cloud_token_is_refused_by_a_government_resource(pm: pluggy.PluginManager, gov: Emulator) -> None:
     """A platform left on AzureCloud gets tokens for the wrong audience: Entra refuses the scope."""
-    platform = Platform(name="wrong-cloud", auth_method="Service Principal", attributes=emulator_attributes(gov))
+    platform = Platform(
+        name="wrong-cloud", auth_method="Service Principal", attributes=emulator_attributes(gov, Azure_Cloud="AzureCloud")
+    )
     result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
     assert result.status == "Failed"
     assert "cognitiveservices.azure.com" in result.message
