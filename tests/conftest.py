@@ -48,8 +48,8 @@ def pm() -> pluggy.PluginManager:
     return plugin_manager()
 
 
-def emulator_attributes(emu: Emulator, **overrides: str | None) -> dict[str, str]:
-    attributes = {**platform_attributes(emu), "Client Secret": emu.client_secret}
+def with_overrides(attributes: dict[str, str], overrides: dict[str, str | None]) -> dict[str, str]:
+    """Keyword names use '_' for spaces; None removes the attribute."""
     for name, value in overrides.items():
         key = name.replace("_", " ")
         if value is None:
@@ -57,6 +57,10 @@ def emulator_attributes(emu: Emulator, **overrides: str | None) -> dict[str, str
         else:
             attributes[key] = value
     return attributes
+
+
+def emulator_attributes(emu: Emulator, **overrides: str | None) -> dict[str, str]:
+    return with_overrides({**platform_attributes(emu), "Client Secret": emu.client_secret}, overrides)
 
 
 def sp_platform(emu: Emulator, name: str = "emulator", enabled: Any = None, **overrides: str | None) -> Platform:
@@ -70,18 +74,8 @@ def sp_platform(emu: Emulator, name: str = "emulator", enabled: Any = None, **ov
 
 
 def api_key_platform(emu: Emulator, **overrides: str | None) -> Platform:
-    attributes = {
-        "OpenAI Resource Name": emu.resource_name,
-        "OpenAI Endpoint": emu.url,
-        "API Key": emu.api_key,
-    }
-    for name, value in overrides.items():
-        key = name.replace("_", " ")
-        if value is None:
-            attributes.pop(key, None)
-        else:
-            attributes[key] = value
-    return Platform(name="emulator-key", auth_method="API Key", attributes=attributes)
+    attributes = {"OpenAI Resource Name": emu.resource_name, "OpenAI Endpoint": emu.url, "API Key": emu.api_key}
+    return Platform(name="emulator-key", auth_method="API Key", attributes=with_overrides(attributes, overrides))
 
 
 def job(job_type: str, external_id: str, **attributes: str) -> Job:

@@ -277,12 +277,7 @@ class BatchJob(JobType):
     def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult:
         batch_id = self._batch_id(run_id)
         if batch_id is None:
-            return RunResult(
-                run_id=run_id,
-                status=FAILED,
-                outputs={},
-                message="The batch was never created: submit failed (see the submit's run message).",
-            )
+            return _never_created(run_id, "The batch was never created: submit failed (see the submit's run message).")
         from ..http import data_plane
 
         config = PlatformConfig.from_host(platform)
@@ -294,12 +289,7 @@ class BatchJob(JobType):
     def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult:
         batch_id = self._batch_id(run_id)
         if batch_id is None:
-            return RunResult(
-                run_id=run_id,
-                status=FAILED,
-                outputs={},
-                message="Nothing to cancel: the batch was never created (submit failed).",
-            )
+            return _never_created(run_id, "Nothing to cancel: the batch was never created (submit failed).")
         from ..http import data_plane
 
         config = PlatformConfig.from_host(platform)
@@ -467,6 +457,11 @@ class BatchApi:
                 ErrorDetail(None, "UnexpectedResponse", f"the batch answer carries an unusable id {batch.id[:80]!r}", None)
             )
         return batch
+
+
+def _never_created(run_id: str, message: str) -> RunResult:
+    """A ``{deployment}#batch#Failed`` RunId: decoded locally, like the synchronous ones."""
+    return RunResult(run_id=run_id, status=FAILED, outputs={}, message=message)
 
 
 def _maybe_created(exc: RemoteError) -> bool:
