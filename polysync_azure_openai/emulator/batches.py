@@ -12,6 +12,7 @@ The batch's own lock serialises this work; the store's lock only guards the tabl
 from __future__ import annotations
 
 import array
+import copy
 import json
 import math
 import re
@@ -127,7 +128,7 @@ class Batch:
             "id": self.id,
             "object": "batch",
             "endpoint": self.endpoint,
-            "errors": self.errors,
+            "errors": copy.deepcopy(self.errors),
             "input_file_id": self.input_file_id,
             "completion_window": self.completion_window,
             "status": self.status,

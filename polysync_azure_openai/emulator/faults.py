@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime
 from http import HTTPStatus
@@ -61,6 +62,11 @@ def throttle_message(retry_seconds: int) -> str:
         f"{retry_seconds} second{'s' if retry_seconds != 1 else ''}. Please go here: https://aka.ms/oai/quotaincrease "
         "if you would like to further increase the default rate limit."
     )
+
+
+def _names(fields: Iterable[str]) -> tuple[str, ...]:
+    # A lone string would otherwise become a tuple of its letters.
+    return (fields,) if isinstance(fields, str) else tuple(fields)
 
 
 def _as_body(body: bytes | str | dict[str, Any] | list[Any]) -> bytes:
@@ -217,7 +223,7 @@ class ContentType:
 class DropFields:
     """The real answer without some top-level JSON fields (a chat answer without `choices` or `usage`)."""
 
-    fields: tuple[str, ...] = attrs.field(converter=tuple)
+    fields: tuple[str, ...] = attrs.field(converter=_names)
     name = "drop_fields"
 
     def apply(self, exchange: Exchange) -> None:

@@ -1,22 +1,22 @@
 """`multipart/form-data` (RFC 7578) read from a body spooled to disk, without loading it into memory.
 
-The body file is memory-mapped and searched for boundaries; each part comes back as a byte range
-of that file, so a 200 MB upload is copied once, disk to disk, and never held in memory.
+The body file is scanned for boundaries a MiB at a time; each part comes back as a byte range of
+that file, so a 200 MB upload is copied once, disk to disk, and never held in memory.
 """
 
 from __future__ import annotations
 
 import email.message
 import email.parser
-import mmap
-import os
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 
 # Part headers are a few short lines; anything longer is not a form a client sent on purpose.
 _MAX_PART_HEADER_BYTES = 16 * 1024
 _MAX_BOUNDARY = 70  # RFC 2046
+_SCAN_BYTES = 1024 * 1024
 
 
 class MultipartError(ValueError):
@@ -72,40 +72,61 @@ def parse_form_data(path: Path, boundary: str) -> list[FormPart]:
     """The parts of the multipart body stored at `path`, in order."""
     delimiter = b"--" + boundary.encode("ascii", "replace")
     with path.open("rb") as body:
-        if os.fstat(body.fileno()).st_size == 0:
+        if not _read(body, 0, 1):
             raise MultipartError("The request body is empty.")
-        with mmap.mmap(body.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _parts(data, delimiter)
+        return _parts(body, delimiter)
 
 
-def _parts(data: mmap.mmap, delimiter: bytes) -> list[FormPart]:
+def _read(body: BinaryIO, start: int, size: int) -> bytes:
+    body.seek(start)
+    return body.read(size)
+
+
+def _find(body: BinaryIO, needle: bytes, start: int, limit: int | None = None) -> int:
+    """Where `needle` first occurs at or after `start` (within `limit` bytes), else -1."""
+    position = start
+    stop = None if limit is None else start + limit
+    while stop is None or position < stop:
+        size = _SCAN_BYTES if stop is None else min(_SCAN_BYTES, stop - position)
+        # Blocks overlap by one needle, so a needle across a block border is still found.
+        block = _read(body, position, size + len(needle) - 1)
+        found = block.find(needle)
+        if found >= 0:
+            return position + found if stop is None or position + found < stop else -1
+        if len(block) < size + len(needle) - 1:
+            return -1
+        position += size
+    return -1
+
+
+def _parts(body: BinaryIO, delimiter: bytes) -> list[FormPart]:
     separator = b"\r\n" + delimiter
-    if data[: len(delimiter)] == delimiter:
+    if _read(body, 0, len(delimiter)) == delimiter:
         position = len(delimiter)
     else:
         # A preamble before the first delimiter is allowed, and ignored.
-        found = data.find(separator)
+        found = _find(body, separator, 0)
         if found < 0:
             raise MultipartError("The body does not contain the boundary announced in Content-Type.")
         position = found + len(separator)
     parts: list[FormPart] = []
     while True:
-        if data[position : position + 2] == b"--":
+        if _read(body, position, 2) == b"--":
             return parts
-        line_end = data.find(b"\r\n", position)
+        line_end = _find(body, b"\r\n", position, _MAX_PART_HEADER_BYTES)
         # Only linear whitespace may follow a delimiter on its line.
-        if line_end < 0 or data[position:line_end].strip(b" \t"):
+        if line_end < 0 or _read(body, position, line_end - position).strip(b" \t"):
             raise MultipartError("A boundary line is malformed.")
         header_start = line_end + 2
-        if data[header_start : header_start + 2] == b"\r\n":
+        if _read(body, header_start, 2) == b"\r\n":
             raw_header, content_start = b"", header_start + 2
         else:
-            header_end = data.find(b"\r\n\r\n", header_start, header_start + _MAX_PART_HEADER_BYTES)
+            header_end = _find(body, b"\r\n\r\n", header_start, _MAX_PART_HEADER_BYTES)
             if header_end < 0:
                 raise MultipartError("A part's headers do not end with an empty line.")
-            raw_header, content_start = data[header_start : header_end + 2], header_end + 4
+            raw_header, content_start = _read(body, header_start, header_end + 2 - header_start), header_end + 4
         name, filename = _part_header(raw_header)
-        content_end = data.find(separator, content_start)
+        content_end = _find(body, separator, content_start)
         if content_end < 0:
             raise MultipartError("The body ends before its closing boundary.")
         parts.append(FormPart(name, filename, content_start, content_end))

@@ -1,8 +1,9 @@
 """The HTTPS server: TLS per connection, request parsing, the routing table, recording, answers.
 
-Services (Entra, ARM, data plane) contribute :class:`Route` rows; this module knows nothing about
-what they do. Every request is recorded before its answer is written, so a test that has just
-received an answer always finds its request in the log.
+Services (Entra, ARM, data plane, files, batches) contribute :class:`Route` rows; this module
+knows nothing about what they do. Each request becomes an :class:`Exchange`, which an injected
+fault (faults.py) may take over before routing. Every request is recorded before its answer is
+written, so a test that has just received an answer always finds its request in the log.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ IO_CHUNK_BYTES = 1024 * 1024
 RECORDED_SPOOL_BYTES = 1024 * 1024
 
 NOT_FOUND_BODY = b'{"error":{"code":"404","message": "Resource not found"}}'
+# What a connection is doing, for close_idle_connections().
+HANDLING, WRITING, IDLE = "handling", "writing", "idle"
 
 
 @attrs.define
@@ -295,6 +298,12 @@ class Exchange:
         self.record(response.status)
         self._answered = True
         handler = self._handler
+        server = handler.server
+        if server.closing_when_idle(handler.connection):
+            # close_idle_connections() came while this request was handled: say so in the answer.
+            handler.close_connection = True
+        if stall_seconds <= 0:
+            server.set_connection_state(handler.connection, WRITING)
         headers = {**self.route.headers(request), **response.headers}
         headers.setdefault("Content-Type", "application/json")
         handler.send_response(response.status)
@@ -305,9 +314,11 @@ class Exchange:
         if handler.close_connection:
             handler.send_header("Connection", "close")
         handler.end_headers()
-        if stall_seconds > 0 and not self.sleep(stall_seconds):
-            handler.close_connection = True
-            return
+        if stall_seconds > 0:
+            if not self.sleep(stall_seconds):
+                handler.close_connection = True
+                return
+            server.set_connection_state(handler.connection, WRITING)
         limit = response.length // 2 if truncate else response.length
         if response.stream is None:
             handler.wfile.write(response.body[:limit])
@@ -324,6 +335,10 @@ class Exchange:
         handler.wfile.flush()
         if truncate:
             self.close()
+        elif not handler.close_connection:
+            # Idle from the last byte on, before this thread does anything else: a test that has
+            # the whole answer and closes idle connections finds this one idle, not busy.
+            server.set_connection_state(handler.connection, IDLE)
 
     def sleep(self, seconds: float) -> bool:
         """Wait, but wake at once when the server stops; False if it did."""
@@ -389,8 +404,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def parse_request(self) -> bool:
-        # A request line has arrived: from here until its answer is sent the connection is busy.
-        self.server.set_idle(self.connection, False)
+        # A request line has arrived: from here until its answer goes out the connection is busy.
+        self.server.set_connection_state(self.connection, HANDLING)
         return super().parse_request()
 
     def do_GET(self) -> None:
@@ -430,8 +445,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
             exchange.record(0)
         finally:
             exchange.cleanup()
-        if not self.close_connection:
-            self.server.set_idle(self.connection, True)
 
     def _apply(self, fault: Fault, exchange: Exchange) -> None:
         try:
@@ -557,13 +570,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         # Set on stop: wakes every fault that is sleeping inside a connection thread.
         self.stopping = threading.Event()
         self._ssl_context = ssl_context
-        # Live connections, numbered in accept order so the log can show keep-alive reuse; which
-        # are idle (waiting for their next request); which are to close as soon as they are.
+        # Live connections, numbered in accept order so the log can show keep-alive reuse; what
+        # each is doing (HANDLING, WRITING, IDLE); which are to close as soon as they are idle.
         self._connections: dict[ssl.SSLSocket, int] = {}
-        self._idle: set[ssl.SSLSocket] = set()
+        self._states: dict[ssl.SSLSocket, str] = {}
         self._closing_when_idle: set[ssl.SSLSocket] = set()
         self._connection_numbers = itertools.count(1)
         self._connections_lock = threading.Lock()
+        self._states_changed = threading.Condition(self._connections_lock)
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._thread: threading.Thread | None = None
         try:
@@ -593,7 +607,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             return
         with self._connections_lock:
             self._connections[connection] = next(self._connection_numbers)
-            self._idle.add(connection)
+            self._states[connection] = IDLE
         try:
             _RequestHandler(connection, client_address, self)
         except (ssl.SSLError, OSError) as exc:
@@ -601,8 +615,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         finally:
             with self._connections_lock:
                 self._connections.pop(connection, None)
-                self._idle.discard(connection)
+                self._states.pop(connection, None)
                 self._closing_when_idle.discard(connection)
+                self._states_changed.notify_all()
             connection.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -613,30 +628,39 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             return self._connections.get(connection, 0)
 
-    def set_idle(self, connection: Any, idle: bool) -> None:
+    def set_connection_state(self, connection: Any, state: str) -> None:
         with self._connections_lock:
             if connection not in self._connections:
                 return
-            if not idle:
-                self._idle.discard(connection)
-                return
-            if connection not in self._closing_when_idle:
-                self._idle.add(connection)
-                return
-            self._closing_when_idle.discard(connection)
-        _shutdown(connection)
+            doomed = state == IDLE and connection in self._closing_when_idle
+            if doomed:
+                self._closing_when_idle.discard(connection)
+                self._states.pop(connection, None)
+            else:
+                self._states[connection] = state
+            self._states_changed.notify_all()
+        if doomed:
+            _shutdown(connection)
+
+    def closing_when_idle(self, connection: Any) -> bool:
+        with self._connections_lock:
+            return connection in self._closing_when_idle
 
     def close_idle_connections(self) -> int:
         """Close keep-alive connections once idle, as an idle timeout does; return how many.
 
-        Connections waiting for their next request close at once; busy ones right after their
-        current answer (which goes out whole, without `Connection: close`). Either way no
-        connection open now serves another request, and its client finds a dead one in its pool.
+        Connections waiting for their next request close at once (after an answer still being
+        written). Those handling a request close after answering it, with `Connection: close`.
+        Either way no connection open now serves another request, and a client that kept an
+        idle one in its pool finds it dead.
         """
-        with self._connections_lock:
-            idle = list(self._idle)
-            self._idle.clear()
-            busy = set(self._connections) - set(idle)
+        with self._states_changed:
+            # Writing lasts as long as sending the answer takes; the bound only guards a stuck client.
+            self._states_changed.wait_for(lambda: WRITING not in self._states.values(), timeout=CONNECTION_TIMEOUT_SECONDS)
+            idle = [connection for connection, state in self._states.items() if state == IDLE]
+            for connection in idle:
+                del self._states[connection]
+            busy = set(self._states) - self._closing_when_idle
             self._closing_when_idle |= busy
         for connection in idle:
             _shutdown(connection)

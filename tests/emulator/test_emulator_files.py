@@ -300,3 +300,17 @@ def test_files_are_deleted_when_the_emulator_stops(shared_ca: Any, tmp_path: Pat
     assert source.stat().st_nlink == 1
     with pytest.raises(KeyError):
         emulator.file(file_id)
+
+
+@pytest.mark.parametrize("offset", [-7, -3, -1, 0, 1])
+def test_boundary_across_the_scan_block_border(emu: Emulator, http: requests.Session, offset: int) -> None:
+    # The body is scanned a MiB at a time: a boundary split between two blocks must still be found.
+    head = (
+        b'--edge\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--edge\r\nContent-Disposition: form-data; name="file"; filename="edge.jsonl"\r\n\r\n'
+    )
+    content = b"x" * (1024 * 1024 - len(head) + offset)
+    body = head + content + b"\r\n--edge--\r\n"
+    response = _raw_upload(http, emu, body, "multipart/form-data; boundary=edge")
+    assert response.status_code == 201, response.text
+    assert emu.file_content(response.json()["id"]) == content
