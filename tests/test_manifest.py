@@ -180,3 +180,19 @@ def test_wheel_ships_the_manifest(tmp_path: Path, manifest: dict) -> None:
     with zipfile.ZipFile(wheel) as archive:
         assert tomllib.loads(archive.read("polysync_azure_openai/plugin.toml").decode()) == manifest
         assert "polysync_azure_openai/py.typed" in archive.namelist()
+
+
+def test_a_wheel_built_from_the_sdist_ships_the_manifest(tmp_path: Path, manifest: dict) -> None:
+    """pip installs from an sdist by building a wheel from it: the symlink must survive that."""
+    import tarfile
+
+    from hatchling.builders.sdist import SdistBuilder
+    from hatchling.builders.wheel import WheelBuilder
+
+    sdist = Path(next(iter(SdistBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"]))))
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path / "src", filter="tar")
+    unpacked = next((tmp_path / "src").iterdir())
+    wheel = Path(next(iter(WheelBuilder(str(unpacked)).build(directory=str(tmp_path / "dist"), versions=["standard"]))))
+    with zipfile.ZipFile(wheel) as archive:
+        assert tomllib.loads(archive.read("polysync_azure_openai/plugin.toml").decode()) == manifest
