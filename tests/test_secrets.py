@@ -13,7 +13,7 @@ import pytest
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.host import Platform
-from polysync_azure_openai.jobs import CHAT, EMBEDDING
+from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 from polysync_azure_openai.platform import PlatformConfig
 
 from .conftest import api_key_platform, job, sp_platform
@@ -81,6 +81,18 @@ def test_no_secret_anywhere_in_a_full_lifecycle(
             run_key="k",
         )
     )
+    line = '{"custom_id": "a", "method": "POST", "url": "/chat/completions", "body": {"model": "gpt-4o-batch", "messages": [{"role": "user", "content": "hi"}]}}'
+    for p in (platform, key_platform):
+        batch_job = job(BATCH, "gpt-4o-batch::batch")
+        run = pm.hook.submit(
+            platform=p, job=batch_job, parameters={"input_file_id": emu.add_file(line)}, run_key=f"secrets-{p.name}"
+        )
+        results += [
+            run,
+            pm.hook.get_status(platform=p, job=batch_job, run_id=run.run_id),
+            pm.hook.cancel(platform=p, job=batch_job, run_id=run.run_id),
+            pm.hook.submit(platform=p, job=batch_job, parameters={"input_file_id": "file-missing"}, run_key="x"),
+        ]
     jobs = pm.hook.import_jobs(platform=platform)
     for result in results:
         texts += [repr(result), result.run_id, result.message or "", str(dict(result.outputs))]
