@@ -20,10 +20,13 @@ import uuid
 from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
+from urllib.parse import urlencode
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, requote_uri
 
 from . import __version__
 from .auth import ApiKeyAuth, BearerAuth, auth_for
@@ -79,7 +82,10 @@ class HttpClient:
         self.timeout = config.timeout
         self.max_retries = config.max_retries
         self.auth: BearerAuth | ApiKeyAuth = auth_for(config, scope)
-        self.session = _new_session(endpoint.origin, self.auth)
+        self.session = _new_session(endpoint.origin)
+        # What Session.request would merge into every request; fixed for this client's life.
+        self._headers = {name: str(value) for name, value in self.session.headers.items()}
+        self._verify: bool | str = self.session.verify if self.session.verify is not None else True
 
     def __repr__(self) -> str:
         return f"<HttpClient {self.endpoint.base} {self.auth!r}>"
@@ -118,16 +124,7 @@ class HttpClient:
             if body is not None and not isinstance(body, bytes):
                 body.seek(start)
             try:
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=sent_headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                    stream=stream,
-                )
+                response = self._attempt(method, url, params, body, sent_headers, stream)
             except requests.RequestException as exc:
                 failure = _classify(exc, url, client_request_id, attempts)
                 if failure.kind == "dropped" and not stale_resent and mode is not RetryMode.ONCE:
@@ -184,6 +181,36 @@ class HttpClient:
                 raise AzureServiceError(detail, transient=status in RETRY_STATUSES)
             return response
 
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        body: bytes | StreamBody | None,
+        headers: Mapping[str, str],
+        stream: bool,
+    ) -> requests.Response:
+        """One attempt, prepared here and handed to the adapter.
+
+        ``Session.request`` would merge session settings, cookies, hooks and environment again on
+        every call, and ``Session.send`` adds cookie and redirect handling: together more than
+        all of this plugin's own work per call. Everything they merge is fixed per client, and
+        redirects are never followed.
+        """
+        request = requests.PreparedRequest()
+        request.method = method
+        request.url = requote_uri(f"{url}?{urlencode(params)}" if params else url)
+        request.headers = CaseInsensitiveDict(self._headers)
+        request.headers.update(headers)
+        request.prepare_body(body, None)
+        self.auth(request)
+        response = self.session.get_adapter(request.url).send(
+            request, stream=stream, timeout=self.timeout, verify=self._verify, proxies=self.session.proxies
+        )
+        if not stream:
+            _ = response.content  # read the body and give the connection back, as Session.send does
+        return response
+
     def _log_retry(self, method: str, url: str, reason: str, wait: float, attempt: int) -> None:
         log.warning(
             "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
@@ -202,21 +229,37 @@ class HttpClient:
         return tuple(v for v in values if v)
 
 
-def _new_session(origin: str, auth: requests.auth.AuthBase) -> requests.Session:
+def _new_session(origin: str) -> requests.Session:
     session = requests.Session()
     # requests would re-read proxy and CA settings from the environment on every request;
     # read them once here instead (spec §1: REQUESTS_CA_BUNDLE and the proxy variables).
     session.trust_env = False
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.proxies.update(requests.utils.get_environ_proxies(origin))
-    session.auth = auth
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
-    session.mount("https://", adapter)
+    session.mount("https://", _Adapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0))
     # Plain http is never used: the Endpoint parser only builds https URLs.
     session.adapters.pop("http://", None)
     return session
+
+
+class _Adapter(HTTPAdapter):
+    """``HTTPAdapter`` whose responses skip the cookie jar."""
+
+    def build_response(self, req: requests.PreparedRequest, resp: urllib3.BaseHTTPResponse) -> requests.Response:
+        # requests' own also copies Set-Cookie headers into a cookie jar (http.cookiejar); this
+        # plugin sends no cookies, and a session shared by many runs must not carry one's to another.
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason or ""
+        response.url = req.url or ""
+        response.request = req
+        response.connection = self
+        return response
 
 
 _CLIENTS: BoundedCache[HttpClient] = BoundedCache("http-clients", max_size=128, on_evict=HttpClient.close)
