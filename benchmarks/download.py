@@ -170,7 +170,7 @@ def run(quick: bool) -> list[Target | Skipped]:
     if reason:
         note(f"skipped: {reason}")
         return [Skipped("download", f"skipped: {reason}")]
-    rounds = 1 if quick else 5
+    rounds = 1 if quick else 10
     server = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.download", "--serve", str(size)],
         stdin=subprocess.PIPE,
