@@ -6,8 +6,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
@@ -19,22 +18,21 @@ from .dataplane import DataPlaneService
 from .entra import EntraService
 from .faults import FaultRule, FaultTable
 from .files import FilesService, FileStore
-from .server import EmulatorHTTPServer, Fault
+from .handle import ServerHandle
+from .server import Fault, Route
 from .state import (
     DEFAULT_DEPLOYMENTS,
     DEFAULT_ROLES,
     Deployment,
     EmulatorConfig,
     EmulatorState,
-    RecordedRequest,
 )
-from .tls import ServerTLS, make_server_tls
 
 if TYPE_CHECKING:
     import trustme
 
 
-class Emulator:
+class Emulator(ServerHandle):
     """A local Azure (Entra ID, ARM, Azure OpenAI data plane with files and batches) over HTTPS on 127.0.0.1.
 
     Use it as a context manager: entering starts the server on a free port in a background
@@ -73,9 +71,7 @@ class Emulator:
         # Entra secrets are 40 URL-safe characters; Azure keys are 32 hex digits.
         self._client_secret = secrets.token_urlsafe(30)
         self._api_key = secrets.token_hex(16)
-        self._ca = ca
-        self._port = port
-        self._state = EmulatorState(token_lifetime=token_lifetime, page_size=page_size)
+        super().__init__(EmulatorState(token_lifetime=token_lifetime, page_size=page_size), ca, port)
         self._state.add_secret_client(self._client_id, self._client_secret, DEFAULT_ROLES)
         self._state.add_api_key(self._api_key)
         self._state.set_deployments(DEFAULT_DEPLOYMENTS)
@@ -85,8 +81,6 @@ class Emulator:
         self._dataplane = DataPlaneService(self._config, self._state)
         self._batches = BatchStore(self._clock, self._batch_timing, self._files, self._dataplane, self._state)
         self._faults = FaultTable()
-        self._tls: ServerTLS | None = None
-        self._server: EmulatorHTTPServer | None = None
 
     def __repr__(self) -> str:
         where = self._server.base_url if self._server is not None else "stopped"
@@ -137,76 +131,32 @@ class Emulator:
         return self._api_key
 
     # Life cycle.
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("the emulator is already running")
-        self._tls = make_server_tls(self._ca)
+    label = "the emulator"
+
+    def _routes(self) -> list[Route]:
         authorize = self._dataplane.authorize
-        routes = [
+        return [
             *EntraService(self._config, self._state).routes(),
             *ArmService(self._config, self._state).routes(),
             *self._dataplane.routes(),
             *FilesService(self._files, authorize).routes(),
             *BatchesService(self._batches, self._files, authorize).routes(),
         ]
-        try:
-            self._server = EmulatorHTTPServer(
-                ("127.0.0.1", self._port),
-                routes=routes,
-                state=self._state,
-                ssl_context=self._tls.context,
-                faults=self._faults,
-                spool_dir=self._files.directory,
-            )
-        except BaseException:
-            self._tls.cleanup()
-            self._tls = None
-            raise
-        self._server.start()
-        return self
+
+    def _server_options(self) -> dict[str, Any]:
+        return {"faults": self._faults, "spool_dir": self._files.directory}
 
     def stop(self) -> None:
-        server, tls = self._server, self._tls
-        self._server = self._tls = None
-        if server is not None:
-            server.stop()
-        if tls is not None:
-            tls.cleanup()
+        super().stop()
         self._faults.clear()
         self._batches.close()
         self._files.close()
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _running(self) -> tuple[EmulatorHTTPServer, ServerTLS]:
-        if self._server is None or self._tls is None:
-            raise RuntimeError("the emulator is not running; use it inside 'with Emulator() as emu:'")
-        return self._server, self._tls
-
     # Where it is.
-    @property
-    def url(self) -> str:
-        """`https://127.0.0.1:PORT`, without a trailing slash."""
-        return self._running()[0].base_url
-
     @property
     def host(self) -> str:
         """`127.0.0.1:PORT`, the form azure-identity's `authority` accepts."""
         return self._running()[0].host
-
-    @property
-    def ca_path(self) -> str:
-        """A PEM file with the CA certificate, for `REQUESTS_CA_BUNDLE` or `verify=`."""
-        return str(self._running()[1].ca_path)
 
     @property
     def ca(self) -> trustme.CA:
@@ -268,11 +218,6 @@ class Emulator:
         self._state.token_lifetime = seconds
 
     # What it saw.
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of every request received so far, in order."""
-        return self._state.requests()
-
     def clear_requests(self) -> None:
         self._state.clear_requests()
 
