@@ -18,6 +18,7 @@ import re
 import secrets
 import string
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -415,30 +416,26 @@ class DataPlaneService:
         return deployment
 
     def chat_completions(self, request: Request, match: re.Match[str]) -> Response:
-        refused = self.authorize(request)
-        if refused is not None:
-            return refused
-        deployment = self.callable_deployment(match["deployment"], "chatCompletion")
-        if isinstance(deployment, Answer):
-            return deployment.response()
-        try:
-            body = read_json_object(request)
-        except InvalidRequest as invalid:
-            return invalid.response()
-        return self.chat(deployment, body).response()
+        return self._operation(request, match["deployment"], "chatCompletion", self.chat)
 
     def embeddings(self, request: Request, match: re.Match[str]) -> Response:
+        return self._operation(request, match["deployment"], "embeddings", self.embed)
+
+    def _operation(
+        self, request: Request, name: str, capability: str, answer: Callable[[Deployment, dict[str, Any]], Answer]
+    ) -> Response:
+        """Auth, then the deployment, then the body, in the order Azure checks them."""
         refused = self.authorize(request)
         if refused is not None:
             return refused
-        deployment = self.callable_deployment(match["deployment"], "embeddings")
+        deployment = self.callable_deployment(name, capability)
         if isinstance(deployment, Answer):
             return deployment.response()
         try:
             body = read_json_object(request)
         except InvalidRequest as invalid:
             return invalid.response()
-        return self.embed(deployment, body).response()
+        return answer(deployment, body).response()
 
     def chat(self, deployment: Deployment, body: dict[str, Any], *, created: int | None = None) -> Answer:
         """A chat completion for a validated request body (`created` defaults to real time)."""
