@@ -8,7 +8,6 @@ gets one resend with a token that is really new (spec §1.1).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import re
@@ -274,16 +273,6 @@ def _pem_block(data: bytes, label: bytes) -> bytes:
 def _scrub(reason: str) -> str:
     # cryptography's messages describe structure, but keep them short and never echo bytes.
     return re.sub(r"b'[^']*'", "<bytes>", reason)[:200]
-
-
-def certificate_x5t(data: bytes) -> str:
-    """The base64url SHA-1 thumbprint as a JWT ``x5t`` header carries it (tests use it)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    cert = x509.load_pem_x509_certificate(_pem_block(data, b"CERTIFICATE"))
-    digest = hashlib.sha1(cert.public_bytes(Encoding.DER)).digest()  # noqa: S324
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 # -- requests auth ----------------------------------------------------------------------------

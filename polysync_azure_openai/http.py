@@ -31,7 +31,7 @@ from requests.utils import get_encoding_from_headers, requote_uri
 from . import __version__
 from .auth import ApiKeyAuth, BearerAuth, auth_for
 from .cache import BoundedCache
-from .errors import AzureServiceError, ErrorDetail, RemoteError, TransportError
+from .errors import AzureServiceError, ErrorDetail, TransportError
 from .platform import Endpoint, PlatformConfig
 
 log = logging.getLogger(__name__)
@@ -528,16 +528,3 @@ def _origin(url: str) -> str:
 
 def _path(url: str) -> str:
     return re.sub(r"^https?://[^/]*", "", url).split("?")[0]
-
-
-__all__ = [
-    "HttpClient",
-    "RemoteError",
-    "RetryMode",
-    "client_for",
-    "data_plane",
-    "error_detail",
-    "read_json",
-    "resource_manager",
-    "retry_after",
-]

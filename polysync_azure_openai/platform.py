@@ -140,10 +140,6 @@ class AuthConfig:
     host_credential: Any = attrs.field(default=None, repr=False, eq=False)
 
     @property
-    def uses_entra(self) -> bool:
-        return self.method != API_KEY
-
-    @property
     def identity_key(self) -> Hashable:
         """Equal for two platforms that authenticate as the same identity (spec §1.1)."""
         if self.method == POLYSYNC_SERVICE_PRINCIPAL:

@@ -12,7 +12,7 @@ from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from ..manifest import JobTypeSpec, job_type_spec
 from ..platform import API_KEY, PlatformConfig
-from ..results import CANCELLED, FAILED, SUCCESS, ImportedJob, RunResult
+from ..results import FAILED, SUCCESS, ImportedJob, RunResult
 from ..troubleshooting import failure_message
 
 #: Texts larger than this are refused before sending (Azure's largest context is far smaller).
@@ -310,6 +310,3 @@ class SynchronousJob(JobType):
 
     def check_run_id(self, run_id: str) -> None:
         decode_local_run_id(run_id, "sync", self.name)
-
-
-__all__ = ["CANCELLED", "JobInput", "JobType", "SynchronousJob", "decode_local_run_id", "local_run_id", "utcnow"]

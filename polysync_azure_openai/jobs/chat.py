@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from ..errors import ErrorDetail
+from ..errors import AzureServiceError, ErrorDetail
 from ..platform import PlatformConfig
 from . import CHAT
 from .base import JobInput, SynchronousJob, int_or_none, json_object, unusable_answer
@@ -44,8 +44,6 @@ class ChatCompletionJob(SynchronousJob):
         return body
 
     def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        from ..errors import AzureServiceError
-
         try:
             return super().call(client, config, deployment, body)
         except AzureServiceError as exc:
