@@ -536,13 +536,18 @@ class BatchesService:
             return files_error(400, "invalidPayload", f"The input file '{input_file_id}' does not exist.", "input_file_id")
         return json_response(200, self._store.view(batch))
 
-    def get_batch(self, request: Request, match: re.Match[str]) -> Response:
+    def _batch(self, request: Request, match: re.Match[str]) -> Batch | Response:
+        """The batch the path names, or the 401/404 answer Azure would give."""
         refused = self._authorize(request)
         if refused is not None:
             return refused
         batch = self._store.get(match["batch_id"])
-        if batch is None:
-            return _batch_not_found(match["batch_id"])
+        return batch if batch is not None else _batch_not_found(match["batch_id"])
+
+    def get_batch(self, request: Request, match: re.Match[str]) -> Response:
+        batch = self._batch(request, match)
+        if isinstance(batch, Response):
+            return batch
         return json_response(200, self._store.view(batch))
 
     def list_batches(self, request: Request, match: re.Match[str]) -> Response:
@@ -574,12 +579,9 @@ class BatchesService:
         )
 
     def cancel(self, request: Request, match: re.Match[str]) -> Response:
-        refused = self._authorize(request)
-        if refused is not None:
-            return refused
-        batch = self._store.get(match["batch_id"])
-        if batch is None:
-            return _batch_not_found(match["batch_id"])
+        batch = self._batch(request, match)
+        if isinstance(batch, Response):
+            return batch
         cancelled = self._store.cancel(batch)
         if cancelled is None:
             status = self._store.view(batch)["status"]

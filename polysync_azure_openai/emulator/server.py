@@ -501,11 +501,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             raise _BadFraming(f"Invalid Content-Length header: {length_header!r}.") from None
         if length < 0 or length > MAX_BODY_BYTES:
             raise _BadFraming(f"Content-Length {length} is out of range.")
+        yield from self._exactly(length, "The request body ended before Content-Length bytes.")
+
+    def _exactly(self, length: int, short: str) -> Iterator[bytes]:
+        """``length`` body bytes in chunks; ``short`` is the 400 message if the client stops early."""
         remaining = length
         while remaining > 0:
             chunk = self.rfile.read(min(IO_CHUNK_BYTES, remaining))
             if not chunk:
-                raise _BadFraming("The request body ended before Content-Length bytes.")
+                raise _BadFraming(short)
             remaining -= len(chunk)
             yield chunk
 
@@ -527,13 +531,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             total += size
             if total > MAX_BODY_BYTES:
                 raise _BadFraming("The chunked body is too large.")
-            remaining = size
-            while remaining > 0:
-                chunk = self.rfile.read(min(IO_CHUNK_BYTES, remaining))
-                if not chunk:
-                    raise _BadFraming("The chunked body ended early.")
-                remaining -= len(chunk)
-                yield chunk
+            yield from self._exactly(size, "The chunked body ended early.")
             self.rfile.readline(1024)
 
 
