@@ -13,12 +13,9 @@ that costs almost nothing.
 from __future__ import annotations
 
 import statistics
-import threading
-import time
-from collections.abc import Callable
 
 from . import contenders as c
-from .harness import RemoteServer, Target, note, title
+from .harness import RemoteServer, Target, burst, note, title
 
 LEVELS = (1, 4, 16, 64)
 LATENCY = 0.05
@@ -26,32 +23,6 @@ PLUGIN = "plugin submit"
 REQUESTS = "requests.Session (pool 64)"
 OPENAI = "openai.AzureOpenAI"
 FLOOR = "http.client (minimal client)"
-
-
-def _burst(call: Callable[[], object], threads: int, calls: int) -> tuple[float, float]:
-    """Wall seconds for ``threads`` x ``calls``, and this process's CPU seconds meanwhile."""
-    barrier = threading.Barrier(threads + 1)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            for _ in range(calls):
-                call()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    barrier.wait()
-    cpu, start = time.process_time(), time.perf_counter()
-    for thread in pool:
-        thread.join(timeout=600)
-    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
-    if errors:
-        raise RuntimeError(f"{len(errors)} worker(s) failed; first: {errors[0]!r}")
-    return elapsed, used
 
 
 def run(quick: bool) -> list[Target]:
@@ -75,11 +46,11 @@ def run(quick: bool) -> list[Target]:
         names = list(calls_by_name)
         for level in LEVELS:
             for name in names:  # open the connections this level needs
-                _burst(calls_by_name[name], level, 1)
+                burst(calls_by_name[name], level, 1)
             for index in range(rounds):
                 shift = index % len(names)
                 for name in names[shift:] + names[:shift]:
-                    elapsed, used = _burst(calls_by_name[name], level, calls)
+                    elapsed, used = burst(calls_by_name[name], level, calls)
                     throughput.setdefault((name, level), []).append(level * calls / elapsed)
                     cpu_per_call.setdefault((name, level), []).append(used / (level * calls))
         after = server.stats()

@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -246,3 +247,29 @@ class Skipped:
 
     def line(self) -> str:
         return f"SKIP  {self.benchmark:<12} {self.reason}"
+
+
+def burst(call: Callable[[], object], threads: int, calls: int, timeout: float = 600) -> tuple[float, float]:
+    """``threads`` x ``calls`` released at once: wall seconds and this process's CPU seconds meanwhile."""
+    barrier = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            for _ in range(calls):
+                call()
+        except BaseException as exc:  # reported below, never swallowed
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    barrier.wait()
+    cpu, start = time.process_time(), time.perf_counter()
+    for thread in pool:
+        thread.join(timeout=timeout)
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+    if errors:
+        raise RuntimeError(f"{len(errors)} worker(s) failed; first: {errors[0]!r}")
+    return elapsed, used

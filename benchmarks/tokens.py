@@ -11,40 +11,11 @@ minutes here: azure-identity refuses to refresh more often than every 30 s.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-
 from . import contenders as c
-from .harness import ARM_SCOPE, CHAT_SCOPE, Target, local_server, note, title
+from .harness import ARM_SCOPE, CHAT_SCOPE, Target, burst, local_server, note, title
 
 THREADS = 16
 CALLS = 100
-
-
-def _race(call: Callable[[], object], threads: int, calls: int) -> float:
-    barrier = threading.Barrier(threads + 1)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            for _ in range(calls):
-                call()
-        except BaseException as exc:  # reported below, never swallowed
-            errors.append(exc)
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in pool:
-        thread.join(timeout=300)
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise RuntimeError(f"{len(errors)} worker(s) failed; first: {errors[0]!r}")
-    return elapsed
 
 
 def run(quick: bool) -> list[Target]:
@@ -60,7 +31,7 @@ def run(quick: bool) -> list[Target]:
         client_id, secret = server.add_client()
         platform = c.sp_platform(server, name="fresh-identity", client_id=client_id, client_secret=secret)
         plugin = c.plugin_call(server, "chat", pm, platform)
-        plugin_seconds = _race(plugin, THREADS, calls)
+        plugin_seconds = burst(plugin, THREADS, calls, timeout=300)[0]
         plugin_tokens = server.token_requests(client_id, CHAT_SCOPE)
         plugin_arm = server.token_requests(client_id, ARM_SCOPE)
 
@@ -68,7 +39,7 @@ def run(quick: bool) -> list[Target]:
         credential = ClientSecretCredential(
             server.tenant_id, bare_id, bare_secret, authority=server.url, disable_instance_discovery=True
         )
-        bare_seconds = _race(lambda: credential.get_token(CHAT_SCOPE), THREADS, calls)
+        bare_seconds = burst(lambda: credential.get_token(CHAT_SCOPE), THREADS, calls, timeout=300)[0]
         bare_tokens = server.token_requests(bare_id, CHAT_SCOPE)
 
     total = THREADS * calls
