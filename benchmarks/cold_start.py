@@ -24,6 +24,12 @@ heavy = [m for m in {HEAVY!r} if m in sys.modules]
 print(json.dumps({{"seconds": _elapsed, "heavy": heavy, "modules": len(sys.modules)}}))
 """
 
+
+def _timed_import(statement: str) -> str:
+    """A child program that times one import statement."""
+    return f"import time\n_t = time.perf_counter()\n{statement}\n_elapsed = time.perf_counter() - _t\n"
+
+
 SNIPPETS = {
     "host loads the 3 entry points (pluggy incl.)": """
 import time
@@ -37,30 +43,10 @@ pm.check_pending()
 _elapsed = time.perf_counter() - _t
 assert loaded == 3, loaded
 """,
-    "import polysync_azure_openai.plugin": """
-import time
-_t = time.perf_counter()
-import polysync_azure_openai.plugin
-_elapsed = time.perf_counter() - _t
-""",
-    "import openai": """
-import time
-_t = time.perf_counter()
-import openai
-_elapsed = time.perf_counter() - _t
-""",
-    "import requests, pluggy, attrs": """
-import time
-_t = time.perf_counter()
-import requests, pluggy, attrs
-_elapsed = time.perf_counter() - _t
-""",
-    "import azure.identity": """
-import time
-_t = time.perf_counter()
-import azure.identity
-_elapsed = time.perf_counter() - _t
-""",
+    "import polysync_azure_openai.plugin": _timed_import("import polysync_azure_openai.plugin"),
+    "import openai": _timed_import("import openai"),
+    "import requests, pluggy, attrs": _timed_import("import requests, pluggy, attrs"),
+    "import azure.identity": _timed_import("import azure.identity"),
 }
 HOST = "host loads the 3 entry points (pluggy incl.)"
 OPENAI = "import openai"
