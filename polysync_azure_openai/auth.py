@@ -30,6 +30,7 @@ from .platform import (
     AuthConfig,
     PlatformConfig,
 )
+from .troubleshooting import token_advice
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -125,10 +126,7 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
     code_match = re.search(r"\((\w+)\)", text)
     code = aadsts.group(0) if aadsts else (code_match.group(1) if code_match else None)
     message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text)}"
-    hint = _token_hint(code, text)
-    if hint:
-        message += f" {hint}"
-    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None)
+    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text))
     if isinstance(exc, ServiceRequestError) or not isinstance(exc, ClientAuthenticationError):
         return TransportError(detail, transient=True, sent=False)
     return AzureServiceError(detail, transient=status is not None and (status == 429 or status >= 500))
@@ -137,25 +135,6 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
 def _first_lines(text: str, limit: int = 600) -> str:
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _token_hint(code: str | None, text: str) -> str:
-    if code == "AADSTS7000215":
-        return "Fix: set 'Client Secret' to the secret's Value (not its Secret ID), or create a new secret."
-    if code in ("AADSTS700016", "AADSTS90002") or "Unable to get authority configuration" in text:
-        return "Fix: check 'Tenant Id' and 'Client Id' (and 'Azure Cloud' for sovereign clouds)."
-    if code in ("AADSTS70011", "AADSTS500011"):
-        return "Fix: the token scope does not exist in this tenant's cloud; set 'Azure Cloud' to the resource's cloud."
-    if code in ("AADSTS700027", "AADSTS700024"):
-        return "Fix: upload this certificate to the app registration (Certificates & secrets) or use the one registered there."
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        return (
-            "Fix: the authority's TLS certificate is not trusted; for a private CA point "
-            "REQUESTS_CA_BUNDLE at a bundle holding it and the public CAs."
-        )
-    if code == "AADSTS7000222":
-        return "Fix: the client secret has expired; create a new one and update 'Client Secret'."
-    return ""
 
 
 # -- building credentials ---------------------------------------------------------------------

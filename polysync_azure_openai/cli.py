@@ -564,11 +564,6 @@ def job_for_run_id(run_id: str, job_type_text: str | None) -> Job:
     return Job(job_type=job_type, external_id=external_id or run_id, name=external_id or run_id)
 
 
-def _fix(advice: str) -> str:
-    """troubleshooting.advice's sentence without its "Fix: " label (the output labels it)."""
-    return advice.removeprefix("Fix: ")
-
-
 def _answer(value: Any, hook: str) -> Any:
     if value is None:
         raise CommandFailed(EXIT_REMOTE_FAILURE, f"No installed plugin answered {hook}.", "Reinstall polysync-azure-openai.")
@@ -581,14 +576,13 @@ def _answer(value: Any, hook: str) -> Any:
 @_operator_command
 def _import(args: argparse.Namespace, target: Target, out: Output) -> int:
     from .host import import_all
-    from .troubleshooting import advice
+    from .troubleshooting import advise
 
     try:
         jobs = import_all(target.pm, target.platform)
     except RemoteError as exc:
-        raise CommandFailed(
-            EXIT_REMOTE_FAILURE, f"Import Jobs failed: {exc}", _fix(advice(exc.detail, operation="discovery"))
-        ) from None
+        detail = advise(exc.detail, operation="discovery")
+        raise CommandFailed(EXIT_REMOTE_FAILURE, f"Import Jobs failed: {detail.describe()}", detail.fix) from None
     out.line(f"{len(jobs)} jobs on platform '{target.platform.name}' ({target.source}):")
     for job in jobs:
         out.line(f"  {job.job_type:<30} {job.external_id:<24} {job.description}")
@@ -775,10 +769,7 @@ def _token_step(name: str, config: PlatformConfig, scope: str) -> Step:
     except ConfigurationError as exc:
         return Step(name, FAIL, str(exc), bad_input=True)
     except RemoteError as exc:
-        # The token error's message already ends with the fix for the AADSTS codes auth.py knows.
-        text, _, fix = exc.detail.message.partition(" Fix: ")
-        detail = attrs.evolve(exc.detail, message=text).describe()
-        return Step(name, FAIL, detail, fix or _token_fix(exc))
+        return Step(name, FAIL, exc.detail.describe(), exc.detail.fix or _token_fix(exc))
     return Step(name, OK, f"got a token for {scope}")
 
 
@@ -800,7 +791,7 @@ def _discovery_step(config: PlatformConfig) -> tuple[Step, Catalog | None]:
     except ConfigurationError as exc:
         return Step(STEP_NAMES[3], FAIL, str(exc), bad_input=True), None
     except RemoteError as exc:
-        fix = _fix(advice(exc.detail, operation="discovery")) or (
+        fix = advice(exc.detail, operation="discovery") or (
             "Check 'Subscription Id', 'Resource Group Name', 'OpenAI Resource Name' and 'Resource Manager Endpoint'."
         )
         return Step(STEP_NAMES[3], FAIL, exc.detail.describe(), fix), None
@@ -874,7 +865,7 @@ def _call_step(config: PlatformConfig, catalog: Catalog | None, deployment: str 
 def _call_failed(name: str, exc: RemoteError, kind: str, deployment: str, api_key: bool) -> Step:
     from .troubleshooting import advice
 
-    fix = _fix(advice(exc.detail, operation=kind, deployment=deployment, api_key=api_key)) or (
+    fix = advice(exc.detail, operation=kind, deployment=deployment, api_key=api_key) or (
         "Check 'OpenAI Endpoint' or 'OpenAI Resource Name', 'OpenAI API Version' and the network."
     )
     return Step(name, FAIL, f"{kind} on '{deployment}': {exc.detail.describe()}", fix)

@@ -32,8 +32,11 @@ class ErrorDetail:
     message: str
     request_id: str | None
     attempts: int = 1
+    #: What the operator should do, one sentence without a label; filled by troubleshooting.
+    fix: str = ""
 
     def describe(self) -> str:
+        """The substance alone: status, code, message, request id, attempts."""
         parts = []
         if self.status is not None:
             parts.append(f"HTTP {self.status}")
@@ -47,12 +50,19 @@ class ErrorDetail:
             text += f" after {self.attempts} attempts"
         return text
 
+    def render(self, what: str | None = None) -> str:
+        """The one rendering of an error for people: ``{what}: {substance}. Fix: {fix}``."""
+        text = f"{what}: {self.describe()}." if what else self.describe()
+        if not self.fix:
+            return text
+        return f"{text} Fix: {self.fix}" if what else f"{text}. Fix: {self.fix}"
+
 
 class RemoteError(PolysyncAzureOpenAIError):
     """Something went wrong on the far side of the wire; carries an ErrorDetail."""
 
     def __init__(self, detail: ErrorDetail, *, transient: bool = False) -> None:
-        super().__init__(detail.describe())
+        super().__init__(detail.render())
         self.detail = detail
         #: True when retrying later may succeed (429, 5xx, connection trouble).
         self.transient = transient

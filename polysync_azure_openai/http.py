@@ -33,6 +33,7 @@ from .auth import ApiKeyAuth, BearerAuth, auth_for
 from .cache import BoundedCache
 from .errors import AzureServiceError, ErrorDetail, TransportError
 from .platform import Endpoint, PlatformConfig
+from .troubleshooting import PRIVATE_CA
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +320,7 @@ def _classify(exc: requests.RequestException, url: str, client_request_id: str, 
     causes = _causes(exc)
 
     def failure(kind: str, reason: str, *, transient: bool, sent: bool, fix: str = "") -> _Failure:
-        message = f"{reason} ({origin})" + (f". {fix}" if fix else "")
-        detail = ErrorDetail(None, kind, message, client_request_id, attempts)
+        detail = ErrorDetail(None, kind, f"{reason} ({origin})", client_request_id, attempts, fix=fix)
         return _Failure(kind, reason, TransportError(detail, transient=transient, sent=sent))
 
     if isinstance(exc, requests.exceptions.SSLError):
@@ -329,8 +329,7 @@ def _classify(exc: requests.RequestException, url: str, client_request_id: str, 
             f"TLS handshake failed: {_short(exc)}",
             transient=False,
             sent=False,
-            fix="If the endpoint uses a private CA, point REQUESTS_CA_BUNDLE at a bundle that "
-            "holds it (plus the public CAs the other platforms need).",
+            fix=PRIVATE_CA,
         )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return failure("ConnectTimeout", "connecting timed out", transient=True, sent=False)

@@ -1,8 +1,50 @@
-"""What an operator should do about an Azure error: the fixes the docs and the spec name."""
+"""What an operator should do about an error: the fixes the docs and the spec name.
+
+Every piece of advice the plugin gives lives here: Azure error codes and statuses, Microsoft
+Entra AADSTS codes, and an untrusted TLS certificate. Callers fill ``ErrorDetail.fix`` through
+``advise`` and render it once with ``ErrorDetail.render``; the CLI shows ``fix`` on its own line.
+"""
 
 from __future__ import annotations
 
+from typing import Final
+
+import attrs
+
 from .errors import ErrorDetail
+
+#: The only advice an untrusted certificate gets (spec second-release §A "untrusted").
+PRIVATE_CA: Final = (
+    "If the endpoint uses a private CA, point REQUESTS_CA_BUNDLE at a bundle that "
+    "holds it (plus the public CAs the other platforms need)."
+)
+
+
+def token_advice(code: str | None, text: str) -> str:
+    """Advice for a failed Microsoft Entra token request, from its AADSTS code or text."""
+    if code == "AADSTS7000215":
+        return "set 'Client Secret' to the secret's Value (not its Secret ID), or create a new secret."
+    if code in ("AADSTS700016", "AADSTS90002") or "Unable to get authority configuration" in text:
+        return "check 'Tenant Id' and 'Client Id' (and 'Azure Cloud' for sovereign clouds)."
+    if code in ("AADSTS70011", "AADSTS500011"):
+        return "the token scope does not exist in this tenant's cloud; set 'Azure Cloud' to the resource's cloud."
+    if code in ("AADSTS700027", "AADSTS700024"):
+        return "upload this certificate to the app registration (Certificates & secrets) or use the one registered there."
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            "the authority's TLS certificate is not trusted; for a private CA point "
+            "REQUESTS_CA_BUNDLE at a bundle holding it and the public CAs."
+        )
+    if code == "AADSTS7000222":
+        return "the client secret has expired; create a new one and update 'Client Secret'."
+    return ""
+
+
+def advise(detail: ErrorDetail, *, operation: str, deployment: str | None = None, api_key: bool = False) -> ErrorDetail:
+    """``detail`` with its ``fix`` filled in, unless the place that raised it already knew better."""
+    if detail.fix:
+        return detail
+    return attrs.evolve(detail, fix=advice(detail, operation=operation, deployment=deployment, api_key=api_key))
 
 
 def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None, api_key: bool = False) -> str:
@@ -15,47 +57,45 @@ def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None
     where = f"'{deployment}'" if deployment else "the deployment"
     if code == "DeploymentNotFound":
         return (
-            f"Fix: deployment {where} does not exist on this resource (or was created minutes ago). "
+            f"deployment {where} does not exist on this resource (or was created minutes ago). "
             "If the job's 'Deployment Name' was overridden, correct it; otherwise re-run Import Jobs."
         )
     if code in ("InvalidInputModel", "OperationNotSupported"):
         if operation == "embeddings":
             return (
-                f"Fix: deployment {where} is not an embedding model. Re-run Import Jobs, or pick a "
+                f"deployment {where} is not an embedding model. Re-run Import Jobs, or pick a "
                 "deployment whose model name contains 'embedding'."
             )
-        return f"Fix: deployment {where} does not support this operation; pick a chat model deployment or re-run Import Jobs."
+        return f"deployment {where} does not support this operation; pick a chat model deployment or re-run Import Jobs."
     if code == "content_filter":
         return (
-            "Fix: the prompt was rejected by Azure OpenAI's content filter. Change the prompt, or "
+            "the prompt was rejected by Azure OpenAI's content filter. Change the prompt, or "
             "ask the resource owner to review the deployment's content filtering policy."
         )
     if status == 401:
         if api_key:
-            return "Fix: check 'API Key' (Keys and Endpoint in the Azure portal) and that it belongs to this resource's endpoint."
+            return "check 'API Key' (Keys and Endpoint in the Azure portal) and that it belongs to this resource's endpoint."
         if code == "PermissionDenied":
-            return "Fix: grant the identity the 'Cognitive Services OpenAI User' role on the resource."
+            return "grant the identity the 'Cognitive Services OpenAI User' role on the resource."
         return (
-            "Fix: the token was refused (missing, expired, wrong audience or tenant). Check that "
+            "the token was refused (missing, expired, wrong audience or tenant). Check that "
             "'Azure Cloud' matches the resource's cloud and 'Tenant Id' is the resource's tenant."
         )
     if status == 403:
         if operation == "discovery":
-            return "Fix: grant the identity the 'Reader' role on the resource (or its resource group) for Import Jobs."
-        return "Fix: grant the identity the 'Cognitive Services OpenAI User' role on the resource, and check its network rules."
+            return "grant the identity the 'Reader' role on the resource (or its resource group) for Import Jobs."
+        return "grant the identity the 'Cognitive Services OpenAI User' role on the resource, and check its network rules."
     if status == 404 and code in ("404", ""):
-        return "Fix: check 'OpenAI API Version', 'OpenAI Resource Name' and 'OpenAI Endpoint'."
+        return "check 'OpenAI API Version', 'OpenAI Resource Name' and 'OpenAI Endpoint'."
     if code in ("ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound"):
-        return "Fix: check 'Subscription Id', 'Resource Group Name' and 'OpenAI Resource Name'."
+        return "check 'Subscription Id', 'Resource Group Name' and 'OpenAI Resource Name'."
     if status == 429:
         return (
-            "Fix: the deployment's rate limit was hit on every attempt; raise its quota (tokens per "
+            "the deployment's rate limit was hit on every attempt; raise its quota (tokens per "
             "minute), spread the schedule, or use the Batch job for bulk work."
         )
     if code == "ReadTimeout":
-        return "Fix: raise 'Request Timeout Seconds', or use the Batch job for long work."
-    if code == "TLSError":
-        return ""  # the message already says what to do
+        return "raise 'Request Timeout Seconds', or use the Batch job for long work."
     return ""
 
 
@@ -63,6 +103,4 @@ def failure_message(
     detail: ErrorDetail, *, what: str, operation: str, deployment: str | None = None, api_key: bool = False
 ) -> str:
     """``what`` failed: the error's substance, then the fix."""
-    text = f"{what} failed: {detail.describe()}."
-    hint = advice(detail, operation=operation, deployment=deployment, api_key=api_key)
-    return f"{text} {hint}" if hint else text
+    return advise(detail, operation=operation, deployment=deployment, api_key=api_key).render(f"{what} failed")
