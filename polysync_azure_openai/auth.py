@@ -147,7 +147,7 @@ def token_provider(config: PlatformConfig) -> TokenProvider:
     auth = config.auth
     if auth.method == API_KEY:
         raise ConfigurationError(f"Platform '{config.name}': authentication method 'API Key' cannot get Microsoft Entra tokens.")
-    key = (auth.identity_key, config.request_timeout, config.max_retries)
+    key = (auth.identity_key, config.request_timeout, config.max_retries, config.ca_bundle)
     return _PROVIDERS.get_or_create(key, lambda: TokenProvider(auth, lambda: _build_credential(config)))
 
 
@@ -162,6 +162,8 @@ def _build_credential(config: PlatformConfig) -> TokenCredential:
         "read_timeout": config.request_timeout,
         "retry_total": config.max_retries,
     }
+    if config.ca_bundle:
+        options["connection_verify"] = config.ca_bundle
     if not auth.instance_discovery:
         # Otherwise MSAL asks the public cloud's authority about this host first.
         options["disable_instance_discovery"] = True

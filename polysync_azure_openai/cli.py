@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import re
 import shutil
 import sys
@@ -428,12 +427,12 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
     from .emulator.cli import platform_attributes
 
     with Emulator() as emu:
-        # The emulator's throwaway CA, trusted the standard way (spec §1), before any session exists.
-        os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
+        # The emulator's throwaway CA, handed to the plugin with the platform, not the environment.
         platform = Platform(
             name=EMULATOR_PLATFORM_NAME,
             auth_method="Service Principal",
             attributes={**platform_attributes(emu), "Client Secret": emu.client_secret},
+            ca_bundle=emu.ca_path,
         )
         yield Target(platform, plugin_manager(), f"embedded emulator at {emu.url}", emu)
 
@@ -989,8 +988,7 @@ def _run_demo() -> None:
     from .host import Job, Platform, import_all, plugin_manager
 
     with Emulator() as emu:
-        # The emulator's throwaway CA, trusted the standard way (spec §1), before any session exists.
-        os.environ["REQUESTS_CA_BUNDLE"] = emu.ca_path
+        # The emulator's throwaway CA is handed to the plugin with the platform, not the environment.
         _step("Azure emulator")
         print(f"endpoint     {emu.url} (Entra ID, Azure Resource Manager and data plane)")
         print(f"CA bundle    {emu.ca_path}")
@@ -999,6 +997,7 @@ def _run_demo() -> None:
             name="Azure OpenAI (emulator)",
             auth_method="Service Principal",
             attributes={**platform_attributes(emu), "Client Secret": emu.client_secret},
+            ca_bundle=emu.ca_path,
         )
         pm = plugin_manager()
         plugins = sorted(name for name, _ in pm.list_name_plugin())

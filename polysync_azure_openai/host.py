@@ -36,6 +36,9 @@ class Platform:
     platform_type: str = PLATFORM_TYPE
     credential: Any = attrs.field(default=None, repr=False)
     enabled_job_types: Collection[str] | None = None
+    #: Not part of the host contract: a CA bundle path the plugin trusts for this platform,
+    #: so the CLI can trust its embedded emulator without changing the process environment.
+    ca_bundle: str | None = None
 
 
 @attrs.frozen

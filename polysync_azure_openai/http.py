@@ -83,7 +83,7 @@ class HttpClient:
         self.timeout = config.timeout
         self.max_retries = config.max_retries
         self.auth: BearerAuth | ApiKeyAuth = auth_for(config, scope)
-        self.session = _new_session(endpoint.origin)
+        self.session = _new_session(endpoint.origin, config.ca_bundle)
         # What Session.request would merge into every request; fixed for this client's life.
         self._headers = {name: str(value) for name, value in self.session.headers.items()}
         self._verify: bool | str = self.session.verify if self.session.verify is not None else True
@@ -230,12 +230,12 @@ class HttpClient:
         return tuple(v for v in values if v)
 
 
-def _new_session(origin: str) -> requests.Session:
+def _new_session(origin: str, ca_bundle: str | None) -> requests.Session:
     session = requests.Session()
     # requests would re-read proxy and CA settings from the environment on every request;
     # read them once here instead (spec §1: REQUESTS_CA_BUNDLE and the proxy variables).
     session.trust_env = False
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.verify = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.proxies.update(requests.utils.get_environ_proxies(origin))
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
@@ -274,6 +274,7 @@ def client_for(config: PlatformConfig, endpoint: Endpoint, scope: str) -> HttpCl
         config.auth.identity_key,
         config.timeout,
         config.max_retries,
+        config.ca_bundle,
     )
     return _CLIENTS.get_or_create(key, lambda: HttpClient(config, endpoint, scope))
 

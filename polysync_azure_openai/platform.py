@@ -183,6 +183,9 @@ class PlatformConfig:
     max_retries: int
     auth: AuthConfig
     key: Hashable = attrs.field(repr=False, eq=False)
+    #: A CA bundle handed over by the caller (the CLI's embedded emulator); None means the
+    #: standard REQUESTS_CA_BUNDLE mechanism (spec §1), read once when a session is built.
+    ca_bundle: str | None = None
 
     @property
     def data_plane_scope(self) -> str:
@@ -207,6 +210,7 @@ class PlatformConfig:
             method,
             tuple(sorted(attributes.items())),
             _hashable_identity(credential) if method == POLYSYNC_SERVICE_PRINCIPAL else None,
+            _ca_bundle(platform),
         )
         return _CONFIGS.get_or_create(key, lambda: _parse(platform, attributes, key))
 
@@ -350,7 +354,15 @@ def _parse(platform: Any, attributes: Mapping[str, str], key: Hashable) -> Platf
         max_retries=max_retries,
         auth=auth,
         key=key,
+        ca_bundle=_ca_bundle(platform),
     )
+
+
+def _ca_bundle(platform: Any) -> str | None:
+    """An optional ``ca_bundle`` path on the platform object: not part of the host contract, so
+    a caller that owns the platform (the CLI) can trust a CA without touching the environment."""
+    value = getattr(platform, "ca_bundle", None)
+    return value if isinstance(value, str) and value else None
 
 
 def parse_https_base(value: str) -> Endpoint | str:
