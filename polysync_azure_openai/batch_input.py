@@ -18,9 +18,9 @@ from typing import Any, Final
 
 import attrs
 
-from .discovery import DEPLOYMENT_NAME
 from .errors import ConfigurationError
-from .jobs.batch import BATCH_ENDPOINTS
+from .ids import DEPLOYMENT_NAME
+from .jobs import BATCH_ENDPOINTS
 
 log = logging.getLogger(__name__)
 

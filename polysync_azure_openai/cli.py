@@ -545,20 +545,20 @@ def parse_attributes(job_type: str, items: Sequence[str]) -> dict[str, str]:
 def job_for_run_id(run_id: str, job_type_text: str | None) -> Job:
     """The job a RunId belongs to, as far as the hooks need one (its type and External Id)."""
     from .host import Job
-    from .jobs.batch import BATCH_ID
+    from .jobs import run_ids
 
     if job_type_text:
         job_type = resolve_job_type(job_type_text)
-    elif BATCH_ID.fullmatch(run_id) or "#batch#" in run_id:
+    elif run_ids.is_batch_run_id(run_id):
         job_type = BATCH
-    elif "#sync#" in run_id:
+    elif run_ids.is_sync_run_id(run_id):
         job_type = CHAT
     else:
         raise ConfigurationError(
             f"RunId {run_id[:80]!r} is not one this plugin issues (batch_..., <deployment>#sync#<status> or "
             "<deployment>#batch#Failed). Check the RunId, or name its job type with --job-type."
         )
-    deployment = run_id.split("#", 1)[0] if "#" in run_id else ""
+    deployment = run_ids.deployment_of(run_id) or ""
     external_id = deployment + ("::batch" if job_type == BATCH and deployment else "")
     return Job(job_type=job_type, external_id=external_id or run_id, name=external_id or run_id)
 
@@ -809,9 +809,9 @@ def _discovery_step(config: PlatformConfig) -> tuple[Step, Catalog | None]:
 
 def _call_step(config: PlatformConfig, catalog: Catalog | None, deployment: str | None) -> Step:
     """One chat with max_tokens 1 (or one embedding) on a deployment discovery found or the user named."""
-    from .discovery import DEPLOYMENT_NAME
     from .errors import AzureServiceError
     from .http import data_plane
+    from .ids import DEPLOYMENT_NAME
     from .jobs.chat import ChatCompletionJob, is_reasoning_model
     from .jobs.embedding import EmbeddingJob
     from .platform import API_KEY

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import re
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ import attrs
 
 from .errors import ConfigurationError, ErrorDetail, TransportError
 from .http import RetryMode, read_json, resource_manager
+from .ids import DEPLOYMENT_NAME
 from .jobs import BATCH, CHAT, EMBEDDING
 from .platform import API_KEY, PlatformConfig, parse_https_base
 
@@ -31,7 +31,6 @@ ARM_API_VERSION: Final = "2023-05-01"
 NON_CHAT_FAMILIES: Final = ("dall-e", "gpt-image", "whisper", "tts", "transcribe", "realtime", "sora")
 #: A listing longer than this is surely a loop in nextLinks, not a resource.
 MAX_PAGES: Final = 1000
-DEPLOYMENT_NAME: Final = re.compile(r"(?!\.+\Z)[A-Za-z0-9._-]{1,64}")
 
 
 @attrs.frozen

@@ -23,7 +23,7 @@ import requests
 
 from .errors import ConfigurationError, ErrorDetail, TransportError
 from .http import RetryMode, data_plane, read_json, response_request_id
-from .jobs.batch import FILE_ID
+from .ids import FILE_ID
 from .platform import PlatformConfig
 
 log = logging.getLogger(__name__)

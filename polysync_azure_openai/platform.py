@@ -17,8 +17,10 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from . import ids
 from .cache import BoundedCache
 from .errors import ConfigurationError
+from .ids import shown
 
 # Auth method display names (spec §1.1).
 POLYSYNC_SERVICE_PRINCIPAL: Final = "Polysync Service Principal"
@@ -32,18 +34,9 @@ DEFAULT_REQUEST_TIMEOUT: Final = 120.0
 DEFAULT_MAX_RETRIES: Final = 3
 CONNECT_TIMEOUT: Final = 10.0
 MAX_REQUEST_TIMEOUT: Final = 3600.0
+#: Below this no Azure answer can arrive; a smaller value is a typo, not a wish.
+MIN_REQUEST_TIMEOUT: Final = 0.1
 MAX_RETRIES_LIMIT: Final = 10
-
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}[A-Za-z0-9]")
-_RESOURCE_GROUP = re.compile(r"[A-Za-z0-9_().-]{0,89}[A-Za-z0-9_()-]")
-_DOMAIN = re.compile(r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
-_API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(?:-preview)?")
-_HOST_PORT = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::\d{1,5})?"
-)
-_THUMBPRINT_NOISE = re.compile(r"[\s:]")
-_HEX40 = re.compile(r"[0-9A-F]{40}")
 
 
 @attrs.frozen
@@ -285,14 +278,8 @@ class _Reader:
         if value is None:
             return None
         if not pattern.fullmatch(value):
-            raise self.fail(attribute, f"is {_show(value)}: {rule}", "Correct it in the platform's settings.")
+            raise self.fail(attribute, f"is {shown(value)}: {rule}", "Correct it in the platform's settings.")
         return value
-
-
-def _show(value: str, limit: int = 80) -> str:
-    """A non-secret value, quoted and shortened for a message."""
-    shown = value if len(value) <= limit else value[:limit] + "..."
-    return repr(shown)
 
 
 def _parse(platform: Any, attributes: Mapping[str, str], key: Hashable) -> PlatformConfig:
@@ -303,24 +290,24 @@ def _parse(platform: Any, attributes: Mapping[str, str], key: Hashable) -> Platf
     r.matching(
         "OpenAI Resource Name",
         resource_name,
-        _RESOURCE_NAME,
+        ids.RESOURCE_NAME,
         "it must be 2-64 letters, digits or hyphens, starting and ending with a letter or digit "
         "(the resource's name, not its URL)",
     )
     subscription_id = r.matching(
-        "Subscription Id", r.get("Subscription Id"), _GUID, "it must be a GUID such as 11111111-2222-3333-4444-555555555555"
+        "Subscription Id", r.get("Subscription Id"), ids.GUID, "it must be a GUID such as 11111111-2222-3333-4444-555555555555"
     )
     resource_group = r.matching(
         "Resource Group Name",
         r.get("Resource Group Name"),
-        _RESOURCE_GROUP,
+        ids.RESOURCE_GROUP,
         "it must be 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'",
     )
     api_version = (
         r.matching(
             "OpenAI API Version",
             r.get("OpenAI API Version"),
-            _API_VERSION,
+            ids.DATED_API_VERSION,
             "it must look like 2024-10-21 or 2025-01-01-preview",
         )
         or DEFAULT_API_VERSION
@@ -329,7 +316,7 @@ def _parse(platform: Any, attributes: Mapping[str, str], key: Hashable) -> Platf
     cloud_name = r.get("Azure Cloud") or "AzureCloud"
     cloud = next((c for n, c in CLOUDS.items() if n.lower() == cloud_name.lower()), None)
     if cloud is None:
-        raise r.fail("Azure Cloud", f"is {_show(cloud_name)}", f"Use one of {', '.join(CLOUDS)}.")
+        raise r.fail("Azure Cloud", f"is {shown(cloud_name)}", f"Use one of {', '.join(CLOUDS)}.")
 
     openai_override = _endpoint(r, "OpenAI Endpoint")
     openai_endpoint = openai_override or Endpoint(f"https://{resource_name}.{cloud.data_plane_suffix}")
@@ -383,7 +370,7 @@ def parse_https_base(value: str) -> Endpoint | str:
     if parts.fragment or "#" in value:
         return "must not have a fragment"
     host = parts.hostname
-    if not host or not _HOST_PORT.fullmatch(host if port is None else f"{host}:{port}"):
+    if not host or not ids.HOST_PORT.fullmatch(host if port is None else f"{host}:{port}"):
         return "must name a host (letters, digits, dots and hyphens, optionally :port)"
     segments = [unquote(s) for s in parts.path.split("/")]
     if any(s in (".", "..") for s in segments):
@@ -401,7 +388,7 @@ def _endpoint(r: _Reader, attribute: str) -> Endpoint | None:
     if isinstance(parsed, str):
         raise r.fail(
             attribute,
-            f"is {_show(value)}: it {parsed}",
+            f"is {shown(value)}: it {parsed}",
             "Use an https:// base URL such as https://apim.contoso.com/aoai, or leave it blank.",
         )
     return parsed
@@ -411,15 +398,14 @@ def _number(r: _Reader, attribute: str, default: float) -> float:
     value = r.get(attribute)
     if value is None:
         return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or number <= 0 or number > MAX_REQUEST_TIMEOUT:
+    # Plain decimals only: float() would also take "1_0", "1e-300", "nan" and non-ASCII digits.
+    number = float(value) if ids.DECIMAL.fullmatch(value) else math.nan
+    if not math.isfinite(number) or number < MIN_REQUEST_TIMEOUT or number > MAX_REQUEST_TIMEOUT:
         raise r.fail(
             attribute,
-            f"is {_show(value)}",
-            f"Use a number of seconds greater than 0 and at most {MAX_REQUEST_TIMEOUT:g}, or leave it blank for {default:g}.",
+            f"is {shown(value)}",
+            f"Use a number of seconds from {MIN_REQUEST_TIMEOUT:g} to {MAX_REQUEST_TIMEOUT:g}, "
+            f"or leave it blank for {default:g}.",
         )
     return number
 
@@ -428,10 +414,10 @@ def _integer(r: _Reader, attribute: str, default: int, *, minimum: int, maximum:
     value = r.get(attribute)
     if value is None:
         return default
-    if not re.fullmatch(r"\d+", value) or not minimum <= int(value) <= maximum:
+    if not ids.WHOLE_NUMBER.fullmatch(value) or not minimum <= int(value) <= maximum:
         raise r.fail(
             attribute,
-            f"is {_show(value)}",
+            f"is {shown(value)}",
             f"Use a whole number from {minimum} to {maximum}, or leave it blank for {default}.",
         )
     return int(value)
@@ -447,7 +433,7 @@ def _authority(r: _Reader, cloud: Cloud) -> tuple[str, bool]:
         reason = parsed if isinstance(parsed, str) else "must not have a path"
         raise r.fail(
             "Authority Host",
-            f"is {_show(value)}: it {reason}",
+            f"is {shown(value)}: it {reason}",
             "Use a host name such as login.microsoftonline.us, host:port, or an https:// URL "
             "without a path, or leave it blank for the cloud's authority.",
         )
@@ -458,9 +444,9 @@ def _authority(r: _Reader, cloud: Cloud) -> tuple[str, bool]:
 def _auth(r: _Reader, platform: Any, cloud: Cloud) -> AuthConfig:
     method = getattr(platform, "auth_method", None)
     if method not in AUTH_METHODS:
-        shown = _show(str(method)) if method else "not set"
+        given = shown(str(method)) if method else "not set"
         raise ConfigurationError(
-            f"Platform '{r.platform_name}': authentication method {shown} is not supported. "
+            f"Platform '{r.platform_name}': authentication method {given} is not supported. "
             f"Choose one of: {', '.join(AUTH_METHODS)}."
         )
     if method == POLYSYNC_SERVICE_PRINCIPAL:
@@ -478,14 +464,14 @@ def _auth(r: _Reader, platform: Any, cloud: Cloud) -> AuthConfig:
 
     why = "the app registration's Overview page in the Azure portal"
     tenant = r.required("Tenant Id", why)
-    if not (_GUID.fullmatch(tenant) or _DOMAIN.fullmatch(tenant)):
+    if not (ids.GUID.fullmatch(tenant) or ids.DOMAIN.fullmatch(tenant)):
         raise r.fail(
             "Tenant Id",
-            f"is {_show(tenant)}: it must be a GUID or a domain such as contoso.onmicrosoft.com",
+            f"is {shown(tenant)}: it must be a GUID or a domain such as contoso.onmicrosoft.com",
             "Copy the Directory (tenant) ID from the app registration's Overview page.",
         )
     client_id = r.required("Client Id", why)
-    r.matching("Client Id", client_id, _GUID, "it must be a GUID (the Application (client) ID)")
+    r.matching("Client Id", client_id, ids.GUID, "it must be a GUID (the Application (client) ID)")
     authority, microsoft = _authority(r, cloud)
     common = dict(
         method=method,
@@ -501,11 +487,11 @@ def _auth(r: _Reader, platform: Any, cloud: Cloud) -> AuthConfig:
     certificate, path = _certificate(r)
     thumbprint = r.get("Thumbprint")
     if thumbprint is not None:
-        normalised = _THUMBPRINT_NOISE.sub("", thumbprint).upper()
-        if not _HEX40.fullmatch(normalised):
+        normalised = ids.THUMBPRINT_NOISE.sub("", thumbprint).upper()
+        if not ids.HEX40.fullmatch(normalised):
             raise r.fail(
                 "Thumbprint",
-                f"is {_show(thumbprint)}: it must be 40 hexadecimal digits (a SHA-1 thumbprint)",
+                f"is {shown(thumbprint)}: it must be 40 hexadecimal digits (a SHA-1 thumbprint)",
                 "Copy the thumbprint from Certificates & secrets in the Azure portal, or leave it blank.",
             )
         thumbprint = normalised

@@ -8,3 +8,5 @@ CHAT: Final = "Azure OpenAI Chat Completion"
 EMBEDDING: Final = "Azure OpenAI Embedding"
 BATCH: Final = "Azure OpenAI Batch Job"
 JOB_TYPES: Final = (CHAT, EMBEDDING, BATCH)
+#: The endpoints a batch may call (wire-samples §7), used by the Batch job and batch input files.
+BATCH_ENDPOINTS: Final = ("/chat/completions", "/embeddings")

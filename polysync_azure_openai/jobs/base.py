@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
+from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, shown
 from ..manifest import JobTypeSpec, job_type_spec
 from ..platform import API_KEY, PlatformConfig
 from ..results import FAILED, SUCCESS, ImportedJob, RunResult
 from ..troubleshooting import failure_message
+from . import run_ids
 
 #: Texts larger than this are refused before sending (Azure's largest context is far smaller).
 MAX_TEXT_CHARS: Final = 1_000_000
-_SYNC_RUN_ID = re.compile(r"(?P<deployment>[^#]{1,64})#(?P<kind>sync|batch)#(?P<status>Success|Failed)")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _show(value: object, limit: int = 80) -> str:
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 class JobInput:
@@ -48,10 +43,10 @@ class JobInput:
         value = self.attribute(name)
         if value is None:
             return None
-        if not re.fullmatch(r"[1-9][0-9]*", value) or int(value) > maximum:
+        if not POSITIVE_WHOLE_NUMBER.fullmatch(value) or int(value) > maximum:
             raise self.fail(
                 f"attribute '{name}'",
-                f"is {_show(value)}",
+                f"is {shown(value)}",
                 f"Use a whole number from 1 to {maximum} (no sign, no decimals), or leave it blank.",
             )
         return int(value)
@@ -60,11 +55,11 @@ class JobInput:
         value = self.attribute(name)
         if value is None:
             return None
-        number = float(value) if re.fullmatch(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", value) else math.nan
+        number = float(value) if DECIMAL.fullmatch(value) else math.nan
         if not math.isfinite(number) or not low <= number <= high:
             raise self.fail(
                 f"attribute '{name}'",
-                f"is {_show(value)}",
+                f"is {shown(value)}",
                 f"Use a decimal number from {low:g} to {high:g} (for example 0.7), or leave it blank.",
             )
         return number
@@ -178,10 +173,10 @@ class JobType:
             external = str(getattr(job, "external_id", "") or "")
             name = external.removesuffix(self.external_id_suffix) if self.external_id_suffix else external
             source = "External Id"
-        if not discovery.DEPLOYMENT_NAME.fullmatch(name):
+        if not DEPLOYMENT_NAME.fullmatch(name):
             raise job_input.fail(
                 source,
-                f"is {_show(name)}: a deployment name is 1-64 letters, digits, '.', '-' or '_' (not dots alone)",
+                f"is {shown(name)}: a deployment name is 1-64 letters, digits, '.', '-' or '_' (not dots alone)",
                 "Re-run Import Jobs, or set 'Deployment Name' to a deployment of the resource.",
             )
         return name
@@ -218,22 +213,6 @@ class JobType:
         return RunResult(run_id=run_id, status=FAILED, outputs={}, message=message, started_at=started, ended_at=utcnow())
 
 
-def decode_local_run_id(run_id: Any, kind: str, job_type: str) -> tuple[str, str]:
-    """(deployment, status) of a RunId that carries its outcome (``{deployment}#{kind}#{status}``)."""
-    match = _SYNC_RUN_ID.fullmatch(run_id) if isinstance(run_id, str) else None
-    if match is None or match["kind"] != kind or not discovery.DEPLOYMENT_NAME.fullmatch(match["deployment"]):
-        raise ConfigurationError(
-            f"RunId {_show(run_id)} is not one this plugin issued for {job_type}: expected "
-            f"'<deployment>#{kind}#Success' or '<deployment>#{kind}#Failed'. Check that the run "
-            "belongs to this job type."
-        )
-    return match["deployment"], match["status"]
-
-
-def local_run_id(deployment: str, kind: str, status: str) -> str:
-    return f"{deployment}#{kind}#{status}"
-
-
 class SynchronousJob(JobType):
     """Chat Completion and Embedding: one POST during submit; the RunId records the outcome."""
 
@@ -260,7 +239,7 @@ class SynchronousJob(JobType):
             outputs, message = self.read_outputs(payload, request_id)
         except RemoteError as exc:
             return self.failed(
-                local_run_id(deployment, "sync", FAILED),
+                run_ids.local(deployment, run_ids.SYNC, FAILED),
                 exc.detail,
                 what=f"{self.name} on deployment '{deployment}'",
                 config=config,
@@ -268,7 +247,7 @@ class SynchronousJob(JobType):
                 started=started,
             )
         return RunResult(
-            run_id=local_run_id(deployment, "sync", SUCCESS),
+            run_id=run_ids.local(deployment, run_ids.SYNC, SUCCESS),
             status=SUCCESS,
             outputs=outputs,
             message=message,
@@ -289,7 +268,7 @@ class SynchronousJob(JobType):
         return read_json(response, f"The {self.operation} answer"), response_request_id(response)
 
     def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult:
-        _, status = decode_local_run_id(run_id, "sync", self.name)
+        status = run_ids.decode_sync(run_id, self.name).status
         return RunResult(
             run_id=run_id,
             status=status,
@@ -299,7 +278,7 @@ class SynchronousJob(JobType):
         )
 
     def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult:
-        _, status = decode_local_run_id(run_id, "sync", self.name)
+        status = run_ids.decode_sync(run_id, self.name).status
         return RunResult(
             run_id=run_id,
             status=status,
@@ -309,4 +288,4 @@ class SynchronousJob(JobType):
         )
 
     def check_run_id(self, run_id: str) -> None:
-        decode_local_run_id(run_id, "sync", self.name)
+        run_ids.decode_sync(run_id, self.name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -13,18 +12,15 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from ..errors import AzureServiceError, ErrorDetail, RemoteError, TransportError
+from ..ids import BATCH_ID, COMPLETION_WINDOW, FILE_ID
 from ..platform import PlatformConfig
 from ..results import CANCELLED, FAILED, RUNNING, SUCCESS, UNKNOWN, RunResult
 from ..troubleshooting import failure_message
-from . import BATCH
-from .base import JobInput, JobType, decode_local_run_id, int_or_none, json_object, local_run_id, utcnow
+from . import BATCH, BATCH_ENDPOINTS, run_ids
+from .base import JobInput, JobType, int_or_none, json_object, utcnow
 
 log = logging.getLogger(__name__)
 
-BATCH_ID: Final = re.compile(r"batch_[A-Za-z0-9_-]{1,128}")
-FILE_ID: Final = re.compile(r"file-[A-Za-z0-9_-]{1,128}")
-COMPLETION_WINDOW: Final = re.compile(r"[1-9][0-9]{0,3}h")
-BATCH_ENDPOINTS: Final = ("/chat/completions", "/embeddings")
 RUN_KEY_METADATA: Final = "polysync_run_key"
 MAX_RUN_KEY: Final = 512
 #: The run_key scan looks this far back, at most this many batches (spec §4).
@@ -224,10 +220,8 @@ class BatchJob(JobType):
 
     def _batch_id(self, run_id: Any) -> str | None:
         """The batch id of a RunId, or None for a submit that failed before any batch existed."""
-        if isinstance(run_id, str) and BATCH_ID.fullmatch(run_id):
-            return run_id
-        decode_local_run_id(run_id, "batch", self.name)  # raises a clear error unless local
-        return None
+        decoded = run_ids.decode_batch(run_id, self.name)
+        return decoded if isinstance(decoded, str) else None
 
     def check_run_id(self, run_id: str) -> None:
         self._batch_id(run_id)
@@ -256,7 +250,7 @@ class BatchJob(JobType):
             return api.create(file_id, endpoint, window, key).to_result()
         except RemoteError as exc:
             return self.failed(
-                local_run_id(deployment, "batch", FAILED),
+                run_ids.local(deployment, run_ids.LOCAL_BATCH, FAILED),
                 exc.detail,
                 what=what,
                 config=config,
@@ -266,7 +260,7 @@ class BatchJob(JobType):
 
     def _failed_submit(self, deployment: str, message: str, started: datetime) -> RunResult:
         return RunResult(
-            run_id=local_run_id(deployment, "batch", FAILED),
+            run_id=run_ids.local(deployment, run_ids.LOCAL_BATCH, FAILED),
             status=FAILED,
             outputs={},
             message=message,

@@ -10,7 +10,7 @@ import pluggy
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.jobs import EMBEDDING
 
-from .conftest import job, sp_platform
+from ..conftest import job, sp_platform
 
 
 def test_embedding_run(pm: pluggy.PluginManager, emu: Emulator) -> None:

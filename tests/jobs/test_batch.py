@@ -12,7 +12,7 @@ from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.host import Job, Platform
 from polysync_azure_openai.jobs import BATCH
 
-from .conftest import job, sp_platform
+from ..conftest import job, sp_platform
 
 OUTPUT_KEYS = {"output_file_id", "error_file_id", "request_counts_total", "request_counts_completed", "request_counts_failed"}
 

@@ -10,7 +10,7 @@ import pytest
 from polysync_azure_openai.emulator import Deployment, Emulator
 from polysync_azure_openai.jobs import CHAT
 
-from .conftest import api_key_platform, job, sp_platform
+from ..conftest import api_key_platform, job, sp_platform
 
 
 def chat_bodies(emu: Emulator) -> list[dict]:
