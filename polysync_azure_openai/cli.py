@@ -812,8 +812,8 @@ def _call_step(config: PlatformConfig, catalog: Catalog | None, deployment: str 
     from .errors import AzureServiceError
     from .http import data_plane
     from .ids import DEPLOYMENT_NAME
-    from .jobs.chat import ChatCompletionJob, is_reasoning_model
-    from .jobs.embedding import EmbeddingJob
+    from .jobs.chat import ChatCompletionService, is_reasoning_model
+    from .jobs.embedding import EmbeddingService
     from .platform import API_KEY
 
     name = STEP_NAMES[4]
@@ -845,9 +845,9 @@ def _call_step(config: PlatformConfig, catalog: Catalog | None, deployment: str 
             if kind == "chat":
                 limit = "max_completion_tokens" if is_reasoning_model(model) else "max_tokens"
                 body: dict[str, Any] = {"messages": [{"role": "user", "content": "Reply with OK."}], limit: 1}
-                _, request_id = ChatCompletionJob().call(client, config, deployment, body)
+                _, request_id = ChatCompletionService().call(client, config, deployment, body)
             else:
-                _, request_id = EmbeddingJob().call(client, config, deployment, {"input": "connectivity check"})
+                _, request_id = EmbeddingService().call(client, config, deployment, {"input": "connectivity check"})
         except AzureServiceError as exc:
             if kind != kinds[-1] and (exc.detail.code or "").split("/")[0] in ("OperationNotSupported", "InvalidInputModel"):
                 continue

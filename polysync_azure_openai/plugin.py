@@ -2,12 +2,13 @@
 
 Each hookimpl checks that the platform (and job) is this job type's and delegates to the job
 type's service in ``polysync_azure_openai.jobs``. Those services, and with them requests and
-azure-identity, are imported on the first call, not when the host loads the plugin.
+azure-identity, are imported on the first call, not when the host loads the plugin: each
+sibling's ``load_service`` imports its module inside the function, so mypy and "go to
+definition" still reach the service class.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,7 +17,7 @@ from .hookspecs import hookimpl
 from .jobs import BATCH, CHAT, EMBEDDING, PLATFORM_TYPE
 
 if TYPE_CHECKING:
-    from .jobs.base import JobType
+    from .jobs.base import JobService
     from .results import ImportedJob, RunResult
 
 
@@ -24,25 +25,25 @@ class AzureOpenAIJobTypePlugin:
     """What the three siblings share; each subclass names its job type and service class."""
 
     job_type: ClassVar[str]
-    #: "module:Class" of the service that does the work, imported on first use.
-    service_path: ClassVar[str]
 
     def __init__(self) -> None:
-        self._service: JobType | None = None
+        self._service: JobService | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.job_type!r}>"
 
+    @staticmethod
+    def load_service() -> JobService:
+        """Import and build the service that does this job type's work (first call only)."""
+        raise NotImplementedError
+
     @property
-    def service(self) -> JobType:
+    def service(self) -> JobService:
         if self._service is None:
             with self._lock:
                 if self._service is None:
-                    module_name, _, class_name = self.service_path.partition(":")
-                    module = importlib.import_module(module_name, __package__)
-                    self._service = getattr(module, class_name)()
-        assert self._service is not None
+                    self._service = self.load_service()
         return self._service
 
     def _ours(self, platform: Any, job: Any) -> bool:
@@ -92,17 +93,32 @@ class AzureOpenAIJobTypePlugin:
 
 class ChatCompletion(AzureOpenAIJobTypePlugin):
     job_type = CHAT
-    service_path = ".jobs.chat:ChatCompletionJob"
+
+    @staticmethod
+    def load_service() -> JobService:
+        from .jobs.chat import ChatCompletionService
+
+        return ChatCompletionService()
 
 
 class Embedding(AzureOpenAIJobTypePlugin):
     job_type = EMBEDDING
-    service_path = ".jobs.embedding:EmbeddingJob"
+
+    @staticmethod
+    def load_service() -> JobService:
+        from .jobs.embedding import EmbeddingService
+
+        return EmbeddingService()
 
 
 class BatchJob(AzureOpenAIJobTypePlugin):
     job_type = BATCH
-    service_path = ".jobs.batch:BatchJob"
+
+    @staticmethod
+    def load_service() -> JobService:
+        from .jobs.batch import BatchService
+
+        return BatchService()
 
 
 # The entry points name these instances: pluggy calls methods on the registered object.

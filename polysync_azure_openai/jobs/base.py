@@ -127,7 +127,7 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-class JobType:
+class JobService:
     """What every job type has: its manifest spec, import, deployment and monitor link."""
 
     name: ClassVar[str]
@@ -213,7 +213,7 @@ class JobType:
         return RunResult(run_id=run_id, status=FAILED, outputs={}, message=message, started_at=started, ended_at=utcnow())
 
 
-class SynchronousJob(JobType):
+class SynchronousService(JobService):
     """Chat Completion and Embedding: one POST during submit; the RunId records the outcome."""
 
     path_suffix: ClassVar[str]

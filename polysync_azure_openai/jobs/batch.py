@@ -17,7 +17,7 @@ from ..platform import PlatformConfig
 from ..results import CANCELLED, FAILED, RUNNING, SUCCESS, UNKNOWN, RunResult
 from ..troubleshooting import failure_message
 from . import BATCH, BATCH_ENDPOINTS, run_ids
-from .base import JobInput, JobType, int_or_none, json_object, utcnow
+from .base import JobInput, JobService, int_or_none, json_object, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class BatchJob(JobType):
+class BatchService(JobService):
     name: ClassVar[str] = BATCH
     operation: ClassVar[str] = "batch"
     external_id_suffix: ClassVar[str] = "::batch"

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Final
 from ..errors import AzureServiceError, ErrorDetail
 from ..platform import PlatformConfig
 from . import CHAT
-from .base import JobInput, SynchronousJob, int_or_none, json_object, unusable_answer
+from .base import JobInput, SynchronousService, int_or_none, json_object, unusable_answer
 
 #: Reasoning models refuse max_tokens and want max_completion_tokens (spec §2 Decision).
 REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5")
@@ -22,7 +22,7 @@ def is_reasoning_model(model_name: str | None) -> bool:
     return bool(model_name) and model_name.lower().startswith(REASONING_PREFIXES)  # type: ignore[union-attr]
 
 
-class ChatCompletionJob(SynchronousJob):
+class ChatCompletionService(SynchronousService):
     name: ClassVar[str] = CHAT
     operation: ClassVar[str] = "chat"
     path_suffix: ClassVar[str] = "chat/completions"

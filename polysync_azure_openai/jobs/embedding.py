@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from ..platform import PlatformConfig
 from . import EMBEDDING
-from .base import JobInput, SynchronousJob, int_or_none, unusable_answer
+from .base import JobInput, SynchronousService, int_or_none, unusable_answer
 
 
-class EmbeddingJob(SynchronousJob):
+class EmbeddingService(SynchronousService):
     name: ClassVar[str] = EMBEDDING
     operation: ClassVar[str] = "embeddings"
     path_suffix: ClassVar[str] = "embeddings"
