@@ -21,6 +21,7 @@ import requests
 
 from .cache import BoundedCache
 from .errors import AzureServiceError, ConfigurationError, ErrorDetail, TransportError
+from .ids import HEADER_VALUE
 from .platform import (
     API_KEY,
     CERTIFICATE,
@@ -107,7 +108,15 @@ class TokenProvider:
             access = credential.get_token(scope)
         except Exception as exc:
             raise _token_error(exc, self._auth, scope) from None
-        token = CachedToken(access.token, float(access.expires_on))
+        raw = getattr(access, "token", None)
+        if not isinstance(raw, str) or not HEADER_VALUE.fullmatch(raw):
+            # Checked before it goes into an Authorization header; never quoted.
+            source = "the host's credential" if self._auth.method == POLYSYNC_SERVICE_PRINCIPAL else "Microsoft Entra ID"
+            raise ConfigurationError(
+                f"{source} returned a malformed token for {scope} (not printable ASCII text); nothing "
+                "was sent with it. Check the credential's configuration or its token source."
+            )
+        token = CachedToken(raw, float(access.expires_on))
         self._tokens[scope] = token
         log.debug("Got a token for scope %s (expires in %.0f s)", scope, token.expires_on - now)
         return token

@@ -18,11 +18,12 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from .errors import ConfigurationError, ErrorDetail, TransportError
+from .errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from .http import RetryMode, read_json, resource_manager
 from .ids import DEPLOYMENT_NAME
 from .jobs import BATCH, CHAT, EMBEDDING
 from .platform import API_KEY, PlatformConfig, parse_https_base
+from .troubleshooting import advise
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,18 @@ def catalog(config: PlatformConfig) -> Catalog:
 
 
 def list_deployments(config: PlatformConfig) -> tuple[Deployment, ...]:
-    """GET the deployments of the resource, following safe ``nextLink`` pages."""
+    """GET the deployments of the resource, following safe ``nextLink`` pages.
+
+    A failure carries the same advice as the CLI's ``check`` (a 403 names the Reader role).
+    """
+    try:
+        return _list_deployments(config)
+    except RemoteError as exc:
+        exc.replace_detail(advise(exc.detail, operation="discovery"))
+        raise
+
+
+def _list_deployments(config: PlatformConfig) -> tuple[Deployment, ...]:
     if config.auth.method == API_KEY:
         raise ConfigurationError(
             f"Platform '{config.name}': Import Jobs needs Microsoft Entra ID authentication, but the "
@@ -199,13 +211,18 @@ def list_deployments(config: PlatformConfig) -> tuple[Deployment, ...]:
     return tuple(found)
 
 
+def _within(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or below it, segment by segment ("/armEVIL" is not under "/arm")."""
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
 def _next_url(config: PlatformConfig, link: str, listing_path: str) -> str:
     """Spec §1.2 nextLink safety: follow only links to the configured ARM endpoint."""
     parsed = parse_https_base(link.split("?", 1)[0])
     query = link.split("?", 1)[1] if "?" in link else ""
     if not isinstance(parsed, str) and "#" not in link:
         path = parsed.prefix
-        if parsed.origin == config.arm_endpoint.origin and path.startswith(config.arm_endpoint.prefix):
+        if parsed.origin == config.arm_endpoint.origin and _within(path, config.arm_endpoint.prefix):
             return link
         public = parse_https_base(config.cloud.arm_endpoint)
         if config.arm_overridden and not isinstance(public, str) and parsed.origin == public.origin and path == listing_path:

@@ -67,6 +67,11 @@ class RemoteError(PolysyncAzureOpenAIError):
         #: True when retrying later may succeed (429, 5xx, connection trouble).
         self.transient = transient
 
+    def replace_detail(self, detail: ErrorDetail) -> None:
+        """Swap in a richer detail (advice added on the way up); the message follows it."""
+        self.detail = detail
+        self.args = (detail.render(),)
+
     @property
     def status(self) -> int | None:
         return self.detail.status

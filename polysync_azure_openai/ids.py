@@ -1,4 +1,4 @@
-"""Every name and id pattern the plugin checks, in one place.
+"""Every name and id pattern the plugin checks, in one place, and how a refused value is shown.
 
 Each pattern is matched with ``fullmatch`` and compiled with ``re.ASCII``: Python's ``\\d`` and
 ``\\s`` would otherwise accept non-ASCII digits and spaces ("٢٠٢٤-١٠-٢١") that Azure refuses.
@@ -32,6 +32,8 @@ HOST_PORT: Final = _pattern(
 )
 THUMBPRINT_NOISE: Final = _pattern(r"[\s:]")
 HEX40: Final = _pattern(r"[0-9A-F]{40}")
+#: A value sent in an HTTP header (an API key, a bearer token): printable ASCII, no spaces.
+HEADER_VALUE: Final = _pattern(r"[\x21-\x7e]+")
 #: Whole numbers as attributes are written: ASCII digits only, no sign, no '_' separators.
 WHOLE_NUMBER: Final = _pattern(r"[0-9]+")
 POSITIVE_WHOLE_NUMBER: Final = _pattern(r"[1-9][0-9]*")
@@ -43,3 +45,28 @@ def shown(value: object, limit: int = 80) -> str:
     """A value quoted for an error message, cut to ``limit`` characters."""
     text = str(value)
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def json_type(value: object) -> str:
+    """A value's JSON type with its article, for "is an object, not a string"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, str):
+        return "a string"
+    return f"a {type(value).__name__}"
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text`` as U+XXXX (it cannot be encoded as UTF-8), else None."""
+    for ch in text:
+        if "\ud800" <= ch <= "\udfff":
+            return f"U+{ord(ch):04X}"
+    return None

@@ -372,11 +372,13 @@ def parse_https_base(value: str) -> Endpoint | str:
     host = parts.hostname
     if not host or not ids.HOST_PORT.fullmatch(host if port is None else f"{host}:{port}"):
         return "must name a host (letters, digits, dots and hyphens, optionally :port)"
-    segments = [unquote(s) for s in parts.path.split("/")]
+    # Split after decoding too: a gateway may decode "%2f..%2f" into "/../" before routing.
+    segments = re.split(r"[/\\]", unquote(parts.path))
     if any(s in (".", "..") for s in segments):
-        return "must not contain '.' or '..' path segments"
+        return "must not contain '.' or '..' path segments (encoded or not)"
     prefix = parts.path.rstrip("/")
-    origin = f"https://{host.lower()}" + (f":{port}" if port is not None else "")
+    # https://host:443 and https://host are one origin (a nextLink may spell the port out).
+    origin = f"https://{host.lower()}" + (f":{port}" if port not in (None, 443) else "")
     return Endpoint(origin, prefix)
 
 
@@ -460,6 +462,14 @@ def _auth(r: _Reader, platform: Any, cloud: Cloud) -> AuthConfig:
         return AuthConfig(method=method, host_credential=credential)
     if method == API_KEY:
         key = r.required("API Key", "Keys and Endpoint page of the resource in the Azure portal")
+        if not ids.HEADER_VALUE.fullmatch(key):
+            # Never quote the value: it is the secret, or two of them pasted together.
+            raise r.fail(
+                "API Key",
+                "contains spaces, line breaks, control or non-ASCII characters, so it cannot be sent "
+                "as the api-key header (Key 1 and Key 2 pasted together?)",
+                "Paste exactly one key from the resource's Keys and Endpoint page.",
+            )
         return AuthConfig(method=method, api_key=key)
 
     why = "the app registration's Overview page in the Azure portal"

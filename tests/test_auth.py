@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pluggy
 import pytest
 import trustme
+from azure.core.credentials import AccessToken
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -19,7 +21,7 @@ from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.host import Platform
 from polysync_azure_openai.jobs import CHAT, EMBEDDING
 
-from .conftest import emulator_attributes, job, sp_platform
+from .conftest import api_key_platform, emulator_attributes, job, sp_platform
 
 DATA_SCOPE = "https://cognitiveservices.azure.com/.default"
 
@@ -256,3 +258,53 @@ def test_embedding_and_chat_share_the_identity_token(pm: pluggy.PluginManager, e
     chat(pm, sp_platform(emu))
     pm.hook.submit(platform=sp_platform(emu), job=job(EMBEDDING, "embed-small"), parameters={"input": "x"}, run_key="k")
     assert emu.token_requests() == 1
+
+
+@pytest.mark.parametrize(
+    "key", ["k1-0123456789abcdef\r\nk2-fedcba9876543210", "k1-0123456789abcdef k2-fedcba9876543210", "kéy-0123456789"]
+)
+def test_an_api_key_that_cannot_be_a_header_is_refused_before_any_request(
+    pm: pluggy.PluginManager, emu: Emulator, key: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=api_key_platform(emu, API_Key=key),
+            job=job(CHAT, "gpt-4o"),
+            parameters={"user_prompt": "hi"},
+            run_key="r1",
+        )
+    message = str(info.value)
+    assert "'API Key'" in message and "Paste exactly one key" in message
+    assert "0123456789" not in message and "fedcba" not in message  # never quotes the secret
+    assert emu.requests == []
+    # The valid twin: the emulator's own key reaches it.
+    result = pm.hook.submit(
+        platform=api_key_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="r1"
+    )
+    assert result.status == "Success" and emu.requests
+
+
+class _HostCredential:
+    """The host's TokenCredential, returning whatever token it is given."""
+
+    def __init__(self, token: object) -> None:
+        self.value = token
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(self.value, int(time.time()) + 3600)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("token", [None, "", "eyJ0eXAi.a\r\nb", "eyJ0eXAi.é"], ids=["none", "empty", "crlf", "non-ascii"])
+def test_a_malformed_host_token_is_a_clear_error_before_any_request(
+    pm: pluggy.PluginManager, emu: Emulator, token: object
+) -> None:
+    platform = Platform(
+        name="host-identity",
+        auth_method="Polysync Service Principal",
+        attributes=emulator_attributes(emu),
+        credential=_HostCredential(token),
+    )
+    with pytest.raises(ConfigurationError, match="the host's credential returned a malformed token") as info:
+        pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="r1")
+    assert "eyJ0eXAi" not in str(info.value)
+    assert emu.requests == []

@@ -151,6 +151,8 @@ def test_missing_reader_role_is_a_clear_error(pm: pluggy.PluginManager, emu: Emu
         imported(pm, sp_platform(emu, Client_Id=client_id, Client_Secret="s3cret-no-reader"))
     message = str(info.value)
     assert "403" in message and "AuthorizationFailed" in message
+    # The hook's error carries the same advice as the CLI's check, not only the status.
+    assert "Fix: grant the identity the 'Reader' role" in message, message
 
 
 def test_next_link_to_another_host_is_never_followed(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -185,6 +187,32 @@ def test_override_with_path_prefix_is_not_a_license_for_other_paths(pm: pluggy.P
         _next_url(config, "https://management.azure.com/subscriptions/other/providers?x=1", listing)
     with pytest.raises(TransportError):
         _next_url(config, "http://" + emu.host + listing, listing)
+
+
+@pytest.mark.parametrize(
+    ("link_path", "followed"),
+    [("/arm/subscriptions/x/deployments", True), ("/arm", True), ("/armEVIL/subscriptions/x", False), ("/ar", False)],
+)
+def test_a_next_link_under_a_gateway_prefix_is_matched_by_path_segment(emu: Emulator, link_path: str, followed: bool) -> None:
+    from polysync_azure_openai.discovery import _next_url
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(sp_platform(emu, Resource_Manager_Endpoint=emu.url + "/arm"))
+    link = f"{emu.url}{link_path}?$skipToken=1"
+    if followed:
+        assert _next_url(config, link, "/listing") == link
+    else:
+        with pytest.raises(TransportError, match="not followed"):
+            _next_url(config, link, "/listing")
+
+
+def test_a_next_link_that_spells_out_port_443_is_the_same_host(emu: Emulator) -> None:
+    from polysync_azure_openai.discovery import _next_url
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(sp_platform(emu, Resource_Manager_Endpoint="https://arm.contoso.example"))
+    link = "https://arm.contoso.example:443/subscriptions/x/deployments?$skipToken=1"
+    assert _next_url(config, link, "/listing") == link
 
 
 def test_a_thousand_deployments_in_ten_pages_is_one_listing(pm: pluggy.PluginManager, emu: Emulator) -> None:

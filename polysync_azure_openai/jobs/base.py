@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Final
 
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
-from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, shown
+from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, json_type, lone_surrogate, shown
 from ..manifest import JobTypeSpec, job_type_spec
 from ..platform import API_KEY, PlatformConfig
 from ..results import FAILED, SUCCESS, ImportedJob, RunResult
@@ -37,7 +37,20 @@ class JobInput:
         return ConfigurationError(f"Job '{self.job_name}': {what} {problem}. {fix}")
 
     def attribute(self, name: str) -> str | None:
-        return self.attributes.get(name)
+        value = self.attributes.get(name)
+        if value is not None:
+            self.check_encodable(f"attribute '{name}'", value)
+        return value
+
+    def check_encodable(self, what: str, value: str) -> None:
+        """Text that JSON and UTF-8 can carry: a lone surrogate would fail mid-request."""
+        surrogate = lone_surrogate(value)
+        if surrogate is not None:
+            raise self.fail(
+                what,
+                f"contains a lone surrogate ({surrogate}), which is not text UTF-8 can carry",
+                "Fix the upstream output that produced it (a broken emoji or a mis-decoded byte).",
+            )
 
     def positive_int(self, name: str, maximum: int = 10_000_000) -> int | None:
         value = self.attribute(name)
@@ -84,13 +97,14 @@ class JobInput:
         if not isinstance(value, str):
             raise self.fail(
                 f"parameter '{name}'",
-                f"is a {_json_type(value)}, not a string",
+                f"is {json_type(value)}, not a string",
                 "Pass text (quote numbers and serialise objects to a string first).",
             )
         if not value.strip():
             if required:
                 raise self.fail(f"parameter '{name}'", "is empty", "Give it a non-blank text.")
             return None
+        self.check_encodable(f"parameter '{name}'", value)
         if len(value) > MAX_TEXT_CHARS:
             raise self.fail(
                 f"parameter '{name}'",
@@ -113,18 +127,6 @@ def int_or_none(value: Any) -> int | None:
 def unusable_answer(problem: str, request_id: str) -> TransportError:
     """A 200 whose body lacks what the run needs: a failure, never a crash."""
     return TransportError(ErrorDetail(200, "UnexpectedResponse", f"the answer (HTTP 200) {problem}", request_id))
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 class JobService:

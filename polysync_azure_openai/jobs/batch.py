@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Final
 import attrs
 
 from ..errors import AzureServiceError, ErrorDetail, RemoteError, TransportError
-from ..ids import BATCH_ID, COMPLETION_WINDOW, FILE_ID
+from ..ids import BATCH_ID, COMPLETION_WINDOW, FILE_ID, json_type
 from ..platform import PlatformConfig
 from ..results import CANCELLED, FAILED, RUNNING, SUCCESS, UNKNOWN, RunResult
 from ..troubleshooting import failure_message
@@ -208,8 +208,15 @@ class BatchService(JobService):
 
     @staticmethod
     def _run_key(job_input: JobInput, run_key: Any) -> str:
-        if not isinstance(run_key, str) or not run_key:
+        if not isinstance(run_key, str):
+            raise job_input.fail(
+                "run_key",
+                f"is {json_type(run_key)}, not a string",
+                "This is a host error: the host must pass each TaskRun's key.",
+            )
+        if not run_key:
             raise job_input.fail("run_key", "is empty", "This is a host error: the host must pass each TaskRun's key.")
+        job_input.check_encodable("run_key", run_key)
         if len(run_key) > MAX_RUN_KEY:
             raise job_input.fail(
                 "run_key",
