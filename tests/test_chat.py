@@ -8,6 +8,7 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Deployment, Emulator
+from polysync_azure_openai.emulator.cli import platform_attributes
 from polysync_azure_openai.jobs import CHAT
 
 from .conftest import api_key_platform, job, sp_platform
@@ -35,7 +36,7 @@ def test_chat_run_sends_the_specified_body_and_fills_outputs(pm: pluggy.PluginMa
     ]
     request = next(r for r in emu.requests if r.kind == "chat")
     assert request.path == "/openai/deployments/gpt-4o/chat/completions"
-    assert request.query == {"api-version": "2024-10-21"}
+    assert request.query == {"api-version": platform_attributes(emu)["OpenAI API Version"]}
     assert request.headers["authorization"].startswith("Bearer ")
     assert request.headers["user-agent"].startswith("polysync-azure-openai/0.1.0")
     assert len(request.headers["x-ms-client-request-id"]) == 36
