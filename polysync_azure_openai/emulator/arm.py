@@ -1,4 +1,7 @@
-"""Azure Resource Manager: the deployments listing of the emulated account, with paging."""
+"""Azure Resource Manager: the emulated account's deployments (listing with paging, and one by name).
+
+ARM paths the emulator does not serve get ARM's error body, not the data plane's.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +21,10 @@ from .state import READER_ROLE, Deployment, EmulatorConfig, EmulatorState
 DEPLOYMENTS_READ = "Microsoft.CognitiveServices/accounts/deployments/read"
 # Roles whose actions include reading deployments.
 _READ_ROLES = frozenset({READER_ROLE, "Contributor", "Owner", "Cognitive Services Contributor"})
-# Versions of Microsoft.CognitiveServices that list deployments.
+NAMESPACE = "Microsoft.CognitiveServices"
+# Versions of Microsoft.CognitiveServices from 2023-05-01 on (2025-09-01 is the default of
+# azure-mgmt-cognitiveservices 14), oldest first.
 SUPPORTED_API_VERSIONS = (
-    "2017-04-18",
-    "2021-04-30",
-    "2021-10-01",
-    "2022-03-01",
-    "2022-10-01",
-    "2022-12-01",
     "2023-05-01",
     "2023-10-01-preview",
     "2024-04-01-preview",
@@ -33,7 +32,15 @@ SUPPORTED_API_VERSIONS = (
     "2024-10-01",
     "2025-04-01-preview",
     "2025-06-01",
+    "2025-07-01-preview",
+    "2025-09-01",
+    "2025-10-01-preview",
 )
+# Resource types of the namespace the emulator serves; others are unknown to it.
+_KNOWN_TYPES = frozenset({"accounts", "accounts/deployments"})
+# Built-in types above any provider (subscriptions, resource groups) belong to this namespace.
+_RESOURCES_NAMESPACE = "Microsoft.Resources"
+_ARM_PATH = r"(?i)/(?:subscriptions|providers|tenants)(?:/.*)?"
 # Creation time shown in systemData: fixed, so listings are reproducible.
 _CREATED_AT = "2024-11-05T09:12:44.1234567Z"
 
@@ -64,11 +71,15 @@ class ArmService:
 
     def routes(self) -> list[Route]:
         # ARM matches path segment names case-insensitively (resourceGroups, resourcegroups).
-        pattern = (
+        deployments = (
             r"(?i)/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-            r"/providers/Microsoft\.CognitiveServices/accounts/(?P<account>[^/]+)/deployments/?"
+            r"/providers/Microsoft\.CognitiveServices/accounts/(?P<account>[^/]+)/deployments"
         )
-        return [route("GET", pattern, "arm.deployments", self.list_deployments, arm_headers)]
+        return [
+            route("GET", deployments + "/?", "arm.deployments", self.list_deployments, arm_headers),
+            route("GET", deployments + r"/(?P<deployment>[^/]+)/?", "arm.deployment", self.get_deployment, arm_headers),
+            *(route(method, _ARM_PATH, "arm.unknown", self.unknown, arm_headers) for method in _ARM_METHODS),
+        ]
 
     def _authenticate(self, request: Request) -> Response | str:
         """The caller's client id, or the 401 ARM gives for a missing or unusable token."""
@@ -109,10 +120,7 @@ class ArmService:
             )
         return issued.client_id
 
-    def list_deployments(self, request: Request, match: re.Match[str]) -> Response:
-        caller = self._authenticate(request)
-        if isinstance(caller, Response):
-            return caller
+    def _check_version(self, request: Request) -> Response | None:
         api_version = request.query.get("api-version")
         if not api_version:
             return arm_error(
@@ -127,6 +135,16 @@ class ArmService:
                 f"The api-version '{api_version}' is invalid. The supported versions are "
                 f"'{','.join(reversed(SUPPORTED_API_VERSIONS))}'.",
             )
+        return None
+
+    def _check(self, request: Request, match: re.Match[str]) -> Response | None:
+        """None when the caller may read the account's deployments, else ARM's refusal, in ARM's order."""
+        caller = self._authenticate(request)
+        if isinstance(caller, Response):
+            return caller
+        refused = self._check_version(request)
+        if refused is not None:
+            return refused
         config = self._config
         principal = self._state.principal(caller)
         if principal is None or not principal.roles & _READ_ROLES:
@@ -151,7 +169,13 @@ class ArmService:
                 f"group '{match['group']}' was not found. For more details please go to "
                 "https://aka.ms/ARMResourceNotFoundFix",
             )
+        return None
 
+    def list_deployments(self, request: Request, match: re.Match[str]) -> Response:
+        refused = self._check(request, match)
+        if refused is not None:
+            return refused
+        api_version = request.query["api-version"]
         offset = 0
         skip_token = request.query.get("$skipToken")
         if skip_token is not None:
@@ -170,6 +194,50 @@ class ArmService:
                 f"&$skipToken={encode_skip_token(offset + page_size)}"
             )
         return json_response(200, payload)
+
+    def get_deployment(self, request: Request, match: re.Match[str]) -> Response:
+        refused = self._check(request, match)
+        if refused is not None:
+            return refused
+        name = match["deployment"]
+        # Resource names are case-insensitive in ARM.
+        found = next((d for d in self._state.deployments() if d.name.lower() == name.lower()), None)
+        if found is None:
+            return arm_error(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{NAMESPACE}/accounts/{match['account']}/deployments/{name}' under resource "
+                f"group '{match['group']}' was not found. For more details please go to "
+                "https://aka.ms/ARMResourceNotFoundFix",
+            )
+        return json_response(200, self._item(found))
+
+    def unknown(self, request: Request, match: re.Match[str]) -> Response:
+        """ARM's answer for a path naming a resource type it does not know (here: does not serve)."""
+        caller = self._authenticate(request)
+        if isinstance(caller, Response):
+            return caller
+        api_version = request.query.get("api-version")
+        if not api_version:
+            missing = self._check_version(request)
+            assert missing is not None
+            return missing
+        namespace, resource_type = _resource_type(request.path)
+        if namespace.lower() not in (NAMESPACE.lower(), _RESOURCES_NAMESPACE.lower()):
+            return arm_error(404, "InvalidResourceNamespace", f"The resource namespace '{namespace}' is invalid.")
+        if namespace.lower() == NAMESPACE.lower() and resource_type.lower() in _KNOWN_TYPES:
+            return arm_error(
+                404,
+                "ResourceNotFound",
+                f"The Resource '{NAMESPACE}/{resource_type}' at '{request.path}' was not found. For more details "
+                "please go to https://aka.ms/ARMResourceNotFoundFix",
+            )
+        return arm_error(
+            404,
+            "InvalidResourceType",
+            f"The resource type '{resource_type}' could not be found in the namespace '{namespace}' for api version "
+            f"'{api_version}'.",
+        )
 
     def _item(self, deployment: Deployment) -> dict[str, Any]:
         config = self._config
@@ -198,6 +266,25 @@ class ArmService:
                 "provisioningState": deployment.provisioning_state,
             },
         }
+
+
+_ARM_METHODS = ("GET", "PUT", "PATCH", "POST", "DELETE")
+
+
+def _resource_type(path: str) -> tuple[str, str]:
+    """The namespace and the (nested) resource type an ARM path names: `accounts/deployments`.
+
+    Below `/providers/{namespace}` segments alternate type and name; above it, the built-in types
+    (`subscriptions`, `resourceGroups`) belong to Microsoft.Resources.
+    """
+    segments = [segment for segment in path.split("/") if segment]
+    lowered = [segment.lower() for segment in segments]
+    if "providers" in lowered:
+        at = len(lowered) - 1 - lowered[::-1].index("providers")
+        if at + 1 < len(segments):
+            types = segments[at + 2 :: 2]
+            return segments[at + 1], "/".join(types) or segments[at + 1]
+    return _RESOURCES_NAMESPACE, "/".join(segments[::2])
 
 
 def _utc(seconds: float) -> str:

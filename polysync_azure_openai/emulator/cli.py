@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from .control import Emulator
+from .dataplane import REASONING_MIN_API_VERSION
 
 PLATFORM_FILE = "platform.toml"
 ENV_FILE = "emulator.env"
@@ -24,9 +25,11 @@ API_KEY_ENV = "POLYSYNC_EMULATOR_API_KEY"
 def platform_attributes(emu: Emulator) -> dict[str, str]:
     """The platform attributes, named as the admin UI names them, that point at this emulator.
 
-    The client secret is left out: it is a secret and goes through the environment.
+    The client secret is left out: it is a secret and goes through the environment. The
+    api-version is one Azure accepts for every model the emulator deploys, reasoning ones included.
     """
     return {
+        "OpenAI API Version": REASONING_MIN_API_VERSION,
         "OpenAI Resource Name": emu.resource_name,
         "Subscription Id": emu.subscription_id,
         "Resource Group Name": emu.resource_group,

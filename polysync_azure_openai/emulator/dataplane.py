@@ -27,7 +27,38 @@ from .auth import bearer_token
 from .server import NOT_FOUND_BODY, Request, Response, Route, json_response, route
 from .state import OPENAI_USER_ROLE, Deployment, EmulatorConfig, EmulatorState
 
-API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+# The dated data-plane api-versions Azure OpenAI serves (inference and authoring, GA and preview),
+# oldest first; the order is what "X and later" means. Anything else is refused at the gateway.
+API_VERSIONS: tuple[str, ...] = (
+    "2024-02-01",
+    "2024-02-15-preview",
+    "2024-03-01-preview",
+    "2024-04-01-preview",
+    "2024-05-01-preview",
+    "2024-06-01",
+    "2024-07-01-preview",
+    "2024-08-01-preview",
+    "2024-09-01-preview",
+    "2024-10-01-preview",
+    "2024-10-21",
+    "2024-12-01-preview",
+    "2025-01-01-preview",
+    "2025-02-01-preview",
+    "2025-03-01-preview",
+    "2025-04-01-preview",
+)
+REASONING_MIN_API_VERSION = "2024-12-01-preview"
+JSON_SCHEMA_MIN_API_VERSION = "2024-08-01-preview"
+# Reasoning tokens a reasoning model spends per `reasoning_effort` (unset: medium). Fixed, so a
+# test can pick a budget below or above the cost; real models vary around such values.
+REASONING_TOKENS: dict[str, int] = {"none": 0, "minimal": 8, "low": 32, "medium": 96, "high": 256, "xhigh": 512}
+_DEFAULT_REASONING_EFFORT = "medium"
+# Sampling controls reasoning models refuse (wire-samples §8).
+_REASONING_REFUSED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias")
+_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+# Azure sells 1,000 tokens and 6 requests per minute per unit of deployment capacity.
+TOKENS_PER_CAPACITY_UNIT = 1000
+REQUESTS_PER_CAPACITY_UNIT = 6
 BLOCK_MARKER = "EMULATOR_BLOCK"
 FILTER_OUTPUT_MARKER = "EMULATOR_FILTER_OUTPUT"
 # Roles whose data actions include inference.
@@ -115,6 +146,19 @@ class Answer:
         return json_response(self.status, self.payload)
 
 
+def api_version_at_least(version: str, minimum: str) -> bool:
+    """Whether a known api-version is `minimum` or later."""
+    return API_VERSIONS.index(version) >= API_VERSIONS.index(minimum)
+
+
+def ratelimit_headers(capacity: int, tokens: int) -> dict[str, str]:
+    """What is left of a deployment's minute after this request; no limit is enforced yet."""
+    return {
+        "x-ratelimit-remaining-requests": str(max(0, capacity * REQUESTS_PER_CAPACITY_UNIT - 1)),
+        "x-ratelimit-remaining-tokens": str(max(0, capacity * TOKENS_PER_CAPACITY_UNIT - tokens)),
+    }
+
+
 class InvalidRequest(Exception):
     """A 400 `invalid_request_error` with OpenAI's message, param and code."""
 
@@ -139,6 +183,13 @@ class InvalidRequest(Exception):
 
     def response(self) -> Response:
         return self.answer().response()
+
+
+class BadRequest(InvalidRequest):
+    """A 400 in the Azure gateway's own envelope (`code` BadRequest, no type or param)."""
+
+    def answer(self) -> Answer:
+        return Answer(400, {"error": {"code": "BadRequest", "message": self.message}})
 
 
 def prompt_blocked() -> Answer:
@@ -307,6 +358,80 @@ def _validate_temperature(body: dict[str, Any]) -> None:
         )
 
 
+def _reject_sampling(body: dict[str, Any]) -> None:
+    if "max_tokens" in body:
+        raise InvalidRequest(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        )
+    for param in _REASONING_REFUSED:
+        if param in body:
+            raise InvalidRequest(
+                f"Unsupported parameter: '{param}' is not supported with this model.", param, "unsupported_parameter"
+            )
+
+
+def _reasoning_effort(body: dict[str, Any], deployment: Deployment) -> str | None:
+    """The effort a reasoning model reasons with (None: the model does not reason)."""
+    value = body.get("reasoning_effort")
+    if not deployment.is_reasoning:
+        if value is not None:
+            raise InvalidRequest(
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                "reasoning_effort",
+                "unsupported_parameter",
+            )
+        return None
+    if value is None:
+        return _DEFAULT_REASONING_EFFORT
+    if not isinstance(value, str):
+        raise _invalid_type("reasoning_effort", "a string", value)
+    if value not in REASONING_TOKENS:
+        supported = ", ".join(f"'{name}'" for name in REASONING_TOKENS)
+        raise InvalidRequest(f"Invalid value: '{value}'. Supported values are: {supported}.", "reasoning_effort", "invalid_value")
+    return value
+
+
+def _validate_response_format(body: dict[str, Any], api_version: str | None) -> None:
+    value = body.get("response_format")
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _invalid_type("response_format", "an object", value)
+    kind = value.get("type")
+    if kind is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'response_format.type'.", "response_format.type", "missing_required_parameter"
+        )
+    if kind not in _RESPONSE_FORMATS:
+        raise InvalidRequest(
+            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
+            "response_format.type",
+            "invalid_value",
+        )
+    if kind != "json_schema":
+        return
+    if api_version is not None and not api_version_at_least(api_version, JSON_SCHEMA_MIN_API_VERSION):
+        raise BadRequest(
+            f"response_format value as json_schema is enabled only for api versions {JSON_SCHEMA_MIN_API_VERSION} and later"
+        )
+    schema = value.get("json_schema")
+    if not isinstance(schema, dict):
+        raise InvalidRequest(
+            "Missing required parameter: 'response_format.json_schema'.",
+            "response_format.json_schema",
+            "missing_required_parameter",
+        )
+    name = schema.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(
+            "Missing required parameter: 'response_format.json_schema.name'.",
+            "response_format.json_schema.name",
+            "missing_required_parameter",
+        )
+
+
 # Small: a vector costs ~0.2 ms to derive (its JSON costs four times that) but ~50 kB to keep.
 @functools.lru_cache(maxsize=256)
 def embedding_vector(text: str, dimensions: int) -> tuple[float, ...]:
@@ -341,9 +466,12 @@ class DataPlaneService:
 
         Files and batches use the same gateway, hence the same rules, as inference.
         """
-        if not API_VERSION.fullmatch(request.query.get("api-version", "")):
-            # An unknown api-version selects no API at the gateway: 404 before any auth.
+        api_version = request.query.get("api-version")
+        if not api_version:
+            # Without an api-version the gateway selects no API: 404 before any auth.
             return Response(404, NOT_FOUND_BODY)
+        if api_version not in API_VERSIONS:
+            return BadRequest("API version not supported").response()
         key = request.header("api-key")
         if key is not None:
             if self._state.has_api_key(key):
@@ -416,7 +544,12 @@ class DataPlaneService:
         return deployment
 
     def chat_completions(self, request: Request, match: re.Match[str]) -> Response:
-        return self._operation(request, match["deployment"], "chatCompletion", self.chat)
+        return self._operation(
+            request,
+            match["deployment"],
+            "chatCompletion",
+            lambda deployment, body: self.chat(deployment, body, api_version=request.query["api-version"]),
+        )
 
     def embeddings(self, request: Request, match: re.Match[str]) -> Response:
         return self._operation(request, match["deployment"], "embeddings", self.embed)
@@ -435,22 +568,36 @@ class DataPlaneService:
             body = read_json_object(request)
         except InvalidRequest as invalid:
             return invalid.response()
-        return answer(deployment, body).response()
+        result = answer(deployment, body)
+        usage = result.payload.get("usage") if result.status == 200 else None
+        tokens = usage.get("total_tokens", 0) if isinstance(usage, dict) else 0
+        return json_response(result.status, result.payload, ratelimit_headers(deployment.capacity, tokens))
 
-    def chat(self, deployment: Deployment, body: dict[str, Any], *, created: int | None = None) -> Answer:
-        """A chat completion for a validated request body (`created` defaults to real time)."""
+    def chat(
+        self, deployment: Deployment, body: dict[str, Any], *, created: int | None = None, api_version: str | None = None
+    ) -> Answer:
+        """A chat completion for a validated request body (`created` defaults to real time).
+
+        `api_version` is the one the request named; None (a batch line) skips the version rules.
+        """
         try:
-            _reject_fields(body, _CHAT_FIELDS)
-            if deployment.is_reasoning and "max_tokens" in body:
-                raise InvalidRequest(
-                    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
-                    "max_tokens",
-                    "unsupported_parameter",
+            if (
+                api_version is not None
+                and deployment.is_reasoning
+                and not api_version_at_least(api_version, REASONING_MIN_API_VERSION)
+            ):
+                raise BadRequest(
+                    f"Model {deployment.model} is enabled only for api versions {REASONING_MIN_API_VERSION} and later"
                 )
+            _reject_fields(body, _CHAT_FIELDS)
+            if deployment.is_reasoning:
+                _reject_sampling(body)
             messages = _validate_messages(body)
             max_tokens = _positive_int(body, "max_tokens")
             max_completion_tokens = _positive_int(body, "max_completion_tokens")
             _validate_temperature(body)
+            effort = _reasoning_effort(body, deployment)
+            _validate_response_format(body, api_version)
             if body.get("stream") not in (None, False):
                 raise InvalidRequest("The emulator does not stream; leave 'stream' unset.", "stream", "unsupported_value")
         except InvalidRequest as invalid:
@@ -463,18 +610,24 @@ class DataPlaneService:
         answer = self._answer(messages, user_texts)
         words = answer.split()
         limit = max_completion_tokens or max_tokens
+        # Reasoning comes first and counts against the same budget as the visible answer.
+        reasoning_tokens = REASONING_TOKENS[effort] if effort is not None else 0
+        if limit is not None:
+            reasoning_tokens = min(reasoning_tokens, limit)
+        visible_limit = None if limit is None else limit - reasoning_tokens
         content: str | None = answer
         finish_reason = "stop"
-        completion_tokens = len(words)
+        completion_tokens = reasoning_tokens + len(words)
         choice_filters: dict[str, Any] = COMPLETION_FILTER_RESULTS
         if any(FILTER_OUTPUT_MARKER in text for text in user_texts):
             content = None
             finish_reason = "content_filter"
             choice_filters = {**COMPLETION_FILTER_RESULTS, "violence": {"filtered": True, "severity": "medium"}}
-        elif limit is not None and limit < len(words):
-            content = " ".join(words[:limit])
+        elif visible_limit is not None and visible_limit < len(words):
+            # A budget spent on reasoning leaves an empty string, not null.
+            content = " ".join(words[:visible_limit])
             finish_reason = "length"
-            completion_tokens = limit
+            completion_tokens = reasoning_tokens + visible_limit
         fingerprint = hashlib.sha256(deployment.model_label.encode()).hexdigest()[:10]
         return Answer(
             200,
@@ -498,7 +651,13 @@ class DataPlaneService:
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
-                    "completion_tokens_details": {"reasoning_tokens": 0},
+                    "prompt_tokens_details": {"audio_tokens": 0, "cached_tokens": 0},
+                    "completion_tokens_details": {
+                        "accepted_prediction_tokens": 0,
+                        "audio_tokens": 0,
+                        "reasoning_tokens": reasoning_tokens,
+                        "rejected_prediction_tokens": 0,
+                    },
                 },
             },
         )

@@ -11,13 +11,14 @@ did the work and only the answer went wrong.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -55,10 +56,35 @@ HTML_ERROR_PAGE = (
 MALFORMED_JSON = b'{"id": "chatcmpl-emulator", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": '
 
 
-def throttle_message(retry_seconds: int) -> str:
+# The operation ids Azure names in a 429's message, by request kind (as in the request log).
+OPERATIONS = {
+    "chat": "ChatCompletions_Create",
+    "embeddings": "Embeddings_Create",
+    "files.upload": "Files_Upload",
+    "files.list": "Files_List",
+    "files.get": "Files_Get",
+    "files.delete": "Files_Delete",
+    "files.content": "Files_GetFileContent",
+    "batches.create": "Batches_Create",
+    "batches.list": "Batches_List",
+    "batches.get": "Batches_Get",
+    "batches.cancel": "Batches_Cancel",
+}
+#: How a 429 says when to come back: `retry-after-ms` (with `retry-after`), `retry-after` alone,
+#: or neither (then only `x-ratelimit-reset-requests` / `-tokens`) -- all three are seen from Azure.
+ThrottleShape = Literal["retry-after-ms", "retry-after", "none"]
+THROTTLE_SHAPES: tuple[str, ...] = ("retry-after-ms", "retry-after", "none")
+
+
+def throttle_message(
+    retry_seconds: int,
+    operation: str = "ChatCompletions_Create",
+    api_version: str = "2024-10-21",
+    limit: str = "token",
+) -> str:
     return (
-        "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have "
-        "exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after "
+        f"Requests to the {operation} Operation under Azure OpenAI API version {api_version} have "
+        f"exceeded {limit} rate limit of your current OpenAI S0 pricing tier. Please retry after "
         f"{retry_seconds} second{'s' if retry_seconds != 1 else ''}. Please go here: https://aka.ms/oai/quotaincrease "
         "if you would like to further increase the default rate limit."
     )
@@ -103,13 +129,76 @@ class Status:
         exchange.send(Response(self.code, _as_body(body), {**JSON, **self.headers}))
 
 
+@attrs.frozen
+class Throttled:
+    """Azure's 429, its message naming the operation and the api-version of the request it answers.
+
+    `headers` are the retry headers; `limit` is `token` or `call` (which quota ran out). The
+    request is not handled: a throttled request never reaches the model.
+    """
+
+    seconds: int
+    headers: dict[str, str] = attrs.field(factory=dict)
+    limit: str = "token"
+
+    @property
+    def name(self) -> str:
+        return "status 429"
+
+    def apply(self, exchange: Exchange) -> None:
+        exhausted = "x-ratelimit-remaining-tokens" if self.limit == "token" else "x-ratelimit-remaining-requests"
+        if exchange.kind.startswith("arm."):
+            # ARM throttles per subscription, in its own words and envelope.
+            body: dict[str, Any] = {
+                "error": {
+                    "code": "SubscriptionRequestsThrottled",
+                    "message": "Number of 'read' requests for subscription exceeded. Please try again after "
+                    f"'{self.seconds}' seconds after additional tokens are available.",
+                }
+            }
+            headers = dict(self.headers)
+        else:
+            operation = OPERATIONS.get(exchange.kind, "ChatCompletions_Create")
+            api_version = exchange.query.get("api-version") or "2024-10-21"
+            message = throttle_message(self.seconds, operation, api_version, self.limit)
+            body = {"error": {"code": "429", "message": message}}
+            headers = {exhausted: "0", **self.headers}
+        exchange.send(Response(429, _as_body(body), {**JSON, **headers}))
+
+
 def throttled(
     retry_after: int | str | datetime | None = None,
     *,
     retry_after_ms: int | None = None,
     x_ms_retry_after_ms: int | None = None,
-) -> Status:
-    """Azure's 429 with the retry headers given: `Retry-After` in seconds or as an HTTP date."""
+    shape: ThrottleShape | None = None,
+    limit: Literal["token", "call"] = "token",
+) -> Throttled:
+    """Azure's 429.
+
+    Without `shape`, exactly the retry headers given: `Retry-After` in seconds or as an HTTP date,
+    `retry-after-ms`, `x-ms-retry-after-ms`. With `shape`, one of Azure's three forms for a wait
+    of `retry_after` seconds (or `retry_after_ms`; default 1 s): ``"retry-after-ms"`` sends
+    `retry-after-ms` and `retry-after` (whole seconds, rounded up), ``"retry-after"`` only
+    `retry-after`, ``"none"`` neither but `x-ratelimit-reset-requests` and `-tokens`.
+    """
+    if shape is not None and shape not in THROTTLE_SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(THROTTLE_SHAPES)} or None, not {shape!r}")
+    if limit not in ("token", "call"):
+        raise ValueError(f"limit must be 'token' or 'call', not {limit!r}")
+    if shape is not None:
+        if isinstance(retry_after, bool) or not isinstance(retry_after, (int, type(None))):
+            raise ValueError("with a shape, retry_after is a whole number of seconds")
+        milliseconds = retry_after_ms if retry_after_ms is not None else 1000 * (1 if retry_after is None else retry_after)
+        seconds = math.ceil(milliseconds / 1000) if retry_after is None else retry_after
+        if shape == "retry-after-ms":
+            shaped = {"retry-after-ms": str(milliseconds), "retry-after": str(seconds)}
+        elif shape == "retry-after":
+            shaped = {"retry-after": str(seconds)}
+        else:
+            # OpenAI's duration notation; the plugin must read these when no retry header came.
+            shaped = {"x-ratelimit-reset-requests": f"{seconds}s", "x-ratelimit-reset-tokens": f"{seconds}s"}
+        return Throttled(seconds, shaped, limit)
     headers: dict[str, str] = {}
     if retry_after is not None:
         if isinstance(retry_after, datetime):
@@ -121,7 +210,7 @@ def throttled(
     if x_ms_retry_after_ms is not None:
         headers["x-ms-retry-after-ms"] = str(x_ms_retry_after_ms)
     seconds = retry_after if isinstance(retry_after, int) else 1
-    return Status(429, {"error": {"code": "429", "message": throttle_message(seconds)}}, headers)
+    return Throttled(seconds, headers, limit)
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ Everything sits in one temporary directory that disappears when the emulator sto
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -34,6 +35,8 @@ MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024
 _MAX_FILENAME = 255
 _COPY_CHUNK_BYTES = 1024 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
+# The list API's page size bounds (OpenAI's: default and maximum 10,000).
+MAX_LIST_LIMIT = 10_000
 
 
 def files_error(status: int, code: str, message: str, target: str | None = None) -> Response:
@@ -58,6 +61,8 @@ class StoredFile:
     path: Path = attrs.field(repr=False)
     size: int
     created_us: int
+    # Creation order: files made in the same clock tick still list in a stable order.
+    sequence: int
     status: str = "pending"
     status_details: str | None = None
     # A status the test set by hand is final: the clock does not process such a file.
@@ -118,6 +123,7 @@ class FileStore:
         self._files: dict[str, StoredFile] = {}
         self._directory: Path | None = None
         self._processing_us = 0
+        self._sequence = itertools.count()
 
     @property
     def directory(self) -> Path:
@@ -216,6 +222,7 @@ class FileStore:
             path=path,
             size=path.stat().st_size,
             created_us=self._clock.now_us() if created_us is None else created_us,
+            sequence=next(self._sequence),
             status=status or "pending",
             status_details="The status was set by the test." if status == "error" else None,
             forced=status is not None,
@@ -241,10 +248,10 @@ class FileStore:
         with stored.lock:
             return stored.to_json()
 
-    def listing(self, purpose: str | None = None) -> list[dict[str, Any]]:
-        """Newest first, optionally of one purpose."""
+    def listing(self, purpose: str | None = None, *, newest_first: bool = True) -> list[dict[str, Any]]:
+        """Every file in creation order (newest first by default), optionally of one purpose."""
         with self._lock:
-            files = sorted(self._files.values(), key=lambda stored: stored.created_us, reverse=True)
+            files = sorted(self._files.values(), key=lambda stored: (stored.created_us, stored.sequence), reverse=newest_first)
         snapshots = []
         for stored in files:
             if purpose is None or stored.purpose == purpose:
@@ -368,10 +375,37 @@ class FilesService:
         return json_response(200, snapshot)
 
     def list_files(self, request: Request, match: re.Match[str]) -> Response:
+        """One page of the listing: `limit`, cursor `after` (a file id), `order` by creation time."""
         refused = self._authorize(request)
         if refused is not None:
             return refused
-        return json_response(200, {"object": "list", "data": self._store.listing(request.query.get("purpose"))})
+        query = request.query
+        limit_text = query.get("limit", str(MAX_LIST_LIMIT))
+        if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
+            message = f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, not '{limit_text[:20]}'."
+            return files_error(400, "invalidPayload", message, "limit")
+        limit = int(limit_text)
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            return files_error(400, "invalidPayload", f"order must be 'asc' or 'desc', not '{order[:20]}'.", "order")
+        files = self._store.listing(query.get("purpose"), newest_first=order == "desc")
+        after = query.get("after")
+        if after:
+            position = next((index for index, file in enumerate(files) if file["id"] == after), None)
+            if position is None:
+                return files_error(400, "invalidPayload", f"after names no file: '{after[:100]}'.", "after")
+            files = files[position + 1 :]
+        page = files[:limit]
+        return json_response(
+            200,
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(files) > limit,
+            },
+        )
 
     def delete_file(self, request: Request, match: re.Match[str]) -> Response:
         refused = self._authorize(request)

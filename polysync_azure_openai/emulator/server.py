@@ -111,23 +111,33 @@ HeaderPolicy = Callable[[Request], dict[str, str]]
 Handler = Callable[[Request, re.Match[str]], Response]
 
 
+# What the gateway reports left of a minute when the answer names no deployment (files, batches,
+# errors): a fresh window of a 10-unit deployment. Inference answers report their deployment's.
+_DEFAULT_REMAINING_REQUESTS = "59"
+_DEFAULT_REMAINING_TOKENS = "10000"
+
+
 def azure_headers(request: Request) -> dict[str, str]:
-    """The ids Azure OpenAI puts on every answer; the client's request id is echoed."""
+    """The ids and rate-limit headers Azure OpenAI puts on every answer; the client's request id is echoed."""
     return {
         "Content-Type": "application/json",
         "apim-request-id": request.request_id,
         "x-request-id": str(uuid.uuid4()),
         "x-ms-client-request-id": request.header("x-ms-client-request-id") or request.request_id,
         "x-ms-region": "Emulator",
+        "x-ratelimit-remaining-requests": _DEFAULT_REMAINING_REQUESTS,
+        "x-ratelimit-remaining-tokens": _DEFAULT_REMAINING_TOKENS,
     }
 
 
 def arm_headers(request: Request) -> dict[str, str]:
+    """ARM's own ids; none of the data plane's gateway headers (apim-request-id, x-ratelimit-*)."""
     return {
-        **azure_headers(request),
         "Content-Type": "application/json; charset=utf-8",
+        "Cache-Control": "no-cache",
         "x-ms-request-id": request.request_id,
         "x-ms-correlation-request-id": (request.header("x-ms-correlation-request-id") or str(uuid.uuid4())),
+        "x-ms-ratelimit-remaining-subscription-reads": "11999",
     }
 
 

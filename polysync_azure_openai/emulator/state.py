@@ -22,7 +22,8 @@ OPENAI_USER_ROLE = "Cognitive Services OpenAI User"
 READER_ROLE = "Reader"
 DEFAULT_ROLES: tuple[str, ...] = (OPENAI_USER_ROLE, READER_ROLE)
 
-_REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5)", re.IGNORECASE)
+# gpt-5-chat is a chat model in a reasoning family's name: it takes temperature, like gpt-4o.
+_REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5(?!-chat))", re.IGNORECASE)
 
 
 @attrs.frozen

@@ -10,8 +10,12 @@ from ..platform import PlatformConfig
 from . import CHAT
 from .base import JobInput, SynchronousService, int_or_none, json_object, unusable_answer
 
-#: Reasoning models refuse max_tokens and want max_completion_tokens (spec §2 Decision).
+#: Reasoning models refuse max_tokens and want max_completion_tokens (spec §2 Decision), and
+#: refuse temperature (second-release §C). gpt-5-chat shares the prefix but is a chat model.
 REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5")
+NOT_REASONING_PREFIXES: Final = ("gpt-5-chat",)
+#: Azure answers a reasoning model on an older dated api-version with a 400 (second-release §B).
+REASONING_MIN_API_VERSION: Final = "2024-12-01-preview"
 FINISH_NOTES: Final = {
     "length": "The answer was cut short by the token limit ('OpenAI Max Tokens').",
     "content_filter": "The answer was cut short by Azure OpenAI's content filter.",
@@ -19,7 +23,15 @@ FINISH_NOTES: Final = {
 
 
 def is_reasoning_model(model_name: str | None) -> bool:
-    return bool(model_name) and model_name.lower().startswith(REASONING_PREFIXES)  # type: ignore[union-attr]
+    if not model_name:
+        return False
+    name = model_name.lower()
+    return name.startswith(REASONING_PREFIXES) and not name.startswith(NOT_REASONING_PREFIXES)
+
+
+def _older_than(api_version: str, minimum: str) -> bool:
+    """Dated versions order by date; a GA version of the same date as a preview is not older."""
+    return api_version[:10] < minimum[:10]
 
 
 class ChatCompletionService(SynchronousService):
@@ -32,13 +44,30 @@ class ChatCompletionService(SynchronousService):
         system_prompt = job_input.text("system_prompt") or job_input.attribute("OpenAI System Prompt")
         max_tokens = job_input.positive_int("OpenAI Max Tokens")
         temperature = job_input.decimal("OpenAI Temperature", 0.0, 2.0)
+        reasoning = is_reasoning_model(model_name)
+        if reasoning:
+            # Refused here rather than by Azure: its 400 would not say which setting to change.
+            if _older_than(config.api_version, REASONING_MIN_API_VERSION):
+                raise job_input.fail(
+                    f"model {model_name!r} (attribute 'Model Name')",
+                    "is a reasoning model, which Azure serves only on api-version "
+                    f"{REASONING_MIN_API_VERSION} and later, but the platform's 'OpenAI API Version' is "
+                    f"{config.api_version!r}",
+                    f"Set the platform's 'OpenAI API Version' to {REASONING_MIN_API_VERSION} or later.",
+                )
+            if temperature is not None:
+                raise job_input.fail(
+                    "attribute 'OpenAI Temperature'",
+                    f"is set, but {model_name!r} is a reasoning model, which refuses temperature",
+                    "Leave 'OpenAI Temperature' blank for this job.",
+                )
         messages: list[dict[str, str]] = []
         if system_prompt:
             messages.append({"role": "system", "content": system_prompt})
         messages.append({"role": "user", "content": user_prompt})
         body: dict[str, Any] = {"messages": messages}
         if max_tokens is not None:
-            body["max_completion_tokens" if is_reasoning_model(model_name) else "max_tokens"] = max_tokens
+            body["max_completion_tokens" if reasoning else "max_tokens"] = max_tokens
         if temperature is not None:
             body["temperature"] = temperature
         return body

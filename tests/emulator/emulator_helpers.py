@@ -18,6 +18,8 @@ from cryptography.x509.oid import NameOID
 from polysync_azure_openai.emulator import Emulator
 
 API_VERSION = "2024-10-21"
+# The oldest api-version on which Azure serves reasoning models (o1, o3, o4, gpt-5).
+REASONING_API_VERSION = "2024-12-01-preview"
 ARM_API_VERSION = "2023-05-01"
 DATA_SCOPE = "https://cognitiveservices.azure.com/.default"
 ARM_SCOPE = "https://management.azure.com/.default"

@@ -140,7 +140,7 @@ def test_malformed_uploads_are_400_invalid_payload(
     error = response.json()["error"]
     assert error["code"] == "invalidPayload" and error["message"]
     assert error.get("target") == target
-    assert _get(http, emu).json() == {"object": "list", "data": []}
+    assert _get(http, emu).json()["data"] == []
 
 
 @pytest.mark.parametrize("purpose", [None, "batch_output", "Batch", "evals"])
@@ -208,7 +208,13 @@ def test_list_filters_by_purpose_newest_first(emu: Emulator, http: requests.Sess
     assert [item["id"] for item in listing["data"]] == [second, tuning, first]
     assert all(set(item) == FILE_KEYS for item in listing["data"])
     assert [item["id"] for item in _get(http, emu, purpose="batch").json()["data"]] == [second, first]
-    assert _get(http, emu, purpose="assistants").json() == {"object": "list", "data": []}
+    assert _get(http, emu, purpose="assistants").json() == {
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
 
 
 def test_delete_then_the_file_is_gone(emu: Emulator, http: requests.Session) -> None:

@@ -8,6 +8,8 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Deployment, Emulator
+from polysync_azure_openai.emulator.cli import platform_attributes
+from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import CHAT
 
 from ..conftest import api_key_platform, job, sp_platform
@@ -35,7 +37,7 @@ def test_chat_run_sends_the_specified_body_and_fills_outputs(pm: pluggy.PluginMa
     ]
     request = next(r for r in emu.requests if r.kind == "chat")
     assert request.path == "/openai/deployments/gpt-4o/chat/completions"
-    assert request.query == {"api-version": "2024-10-21"}
+    assert request.query == {"api-version": platform_attributes(emu)["OpenAI API Version"]}
     assert request.headers["authorization"].startswith("Bearer ")
     assert request.headers["user-agent"].startswith("polysync-azure-openai/0.1.0")
     assert len(request.headers["x-ms-client-request-id"]) == 36
@@ -169,6 +171,62 @@ def test_reasoning_model_without_model_name_is_resent_once(pm: pluggy.PluginMana
     assert result.status == "Success"
     bodies = chat_bodies(emu)
     assert [sorted(b) for b in bodies] == [["max_tokens", "messages"], ["max_completion_tokens", "messages"]]
+
+
+@pytest.mark.parametrize("api_version", ["2024-10-21", "2024-10-01-preview", None], ids=["ga", "preview", "default"])
+def test_reasoning_model_on_an_older_api_version_is_refused_before_any_call(
+    pm: pluggy.PluginManager, emu: Emulator, api_version: str | None
+) -> None:
+    # 0.1.0 sent it, and Azure answers 400 "Model o3-mini is enabled only for api versions
+    # 2024-12-01-preview and later" -- on the default api-version, to every o-series job.
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu, OpenAI_API_Version=api_version),
+            job=job(CHAT, "o3-mini", Model_Name="o3-mini"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    message = str(info.value)
+    assert "'OpenAI API Version'" in message and "2024-12-01-preview or later" in message
+    assert f"'{api_version or '2024-10-21'}'" in message
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize("api_version", ["2024-12-01-preview", "2025-04-01-preview"])
+def test_reasoning_model_from_2024_12_01_preview_on_is_served(pm: pluggy.PluginManager, emu: Emulator, api_version: str) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu, OpenAI_API_Version=api_version),
+        job=job(CHAT, "o3-mini", Model_Name="o3-mini", OpenAI_Max_Tokens="5000"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    assert result.outputs["finish_reason"] == "stop"
+
+
+def test_temperature_on_a_reasoning_model_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # 0.1.0 sent it, and Azure answers 400 unsupported_parameter.
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu),
+            job=job(CHAT, "o3-mini", Model_Name="o3-mini", OpenAI_Temperature="0.7"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    assert "'OpenAI Temperature'" in str(info.value) and "reasoning model" in str(info.value)
+    assert emu.requests == []
+
+
+def test_gpt_5_chat_is_not_a_reasoning_model(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.set_deployments([Deployment("chat5", "gpt-5-chat", model_version="2025-08-07")])
+    result = pm.hook.submit(
+        platform=sp_platform(emu, OpenAI_API_Version="2024-10-21"),
+        job=job(CHAT, "chat5", Model_Name="gpt-5-chat", OpenAI_Temperature="0.3", OpenAI_Max_Tokens="50"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    assert chat_bodies(emu) == [{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 50, "temperature": 0.3}]
 
 
 def test_api_key_platform_runs_chat_with_the_api_key_header(pm: pluggy.PluginManager, emu: Emulator) -> None:
