@@ -10,9 +10,9 @@ import uuid
 import pluggy
 import pytest
 
+from polysync_azure_openai.cli.host import Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
-from polysync_azure_openai.host import Platform
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 from polysync_azure_openai.platform import PlatformConfig
 

@@ -33,11 +33,12 @@ from typing import Any, Final
 
 import attrs
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from ..jobs import JOB_TYPES, PLATFORM_TYPE
+from ..manifest import load as load_manifest
+from ..platform import AUTH_METHODS, POLYSYNC_SERVICE_PRINCIPAL, PlatformConfig
 from .host import Platform
-from .jobs import JOB_TYPES, PLATFORM_TYPE
-from .manifest import load as load_manifest
-from .platform import AUTH_METHODS, POLYSYNC_SERVICE_PRINCIPAL, PlatformConfig
+from .output import shown
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,14 @@ def load_platform(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
     platform_type = document.get("platform_type", PLATFORM_TYPE)
     if platform_type != PLATFORM_TYPE:
-        raise fail(f"has platform_type {_show(platform_type)}", f'This command serves only platform_type = "{PLATFORM_TYPE}".')
+        raise fail(
+            f"has platform_type {shown(platform_type, 60)}", f'This command serves only platform_type = "{PLATFORM_TYPE}".'
+        )
 
     method = document.get("auth_method")
     if method not in AUTH_METHODS:
-        shown = f"auth_method {_show(method)}" if method is not None else "no 'auth_method'"
-        raise fail(f"has {shown}", f"Set auth_method to one of: {', '.join(repr(m) for m in AUTH_METHODS)}.")
+        problem = f"auth_method {shown(method, 60)}" if method is not None else "no 'auth_method'"
+        raise fail(f"has {problem}", f"Set auth_method to one of: {', '.join(repr(m) for m in AUTH_METHODS)}.")
     if method == POLYSYNC_SERVICE_PRINCIPAL:
         # That method borrows the Polysync host's own identity, which a local command lacks.
         raise fail(
@@ -166,7 +169,7 @@ def _enabled_job_types(value: Any, fail: _Failer) -> tuple[str, ...] | None:
     for item in value:
         if item not in JOB_TYPES:
             raise fail(
-                f"has enabled_job_types entry {_show(item)}",
+                f"has enabled_job_types entry {shown(item, 60)}",
                 f"Use the job types' display names: {', '.join(JOB_TYPES)}{_did_you_mean(item, JOB_TYPES)}.",
             )
     return tuple(value)
@@ -225,11 +228,6 @@ def _from_environment(name: str, reference: Mapping[str, Any], environ: Mapping[
             f"Set {variable} before running the command (export {variable}=...), or correct the variable's name",
         )
     return value
-
-
-def _show(value: Any) -> str:
-    text = str(value)
-    return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
 def _did_you_mean(value: str, choices: Any) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 import attrs
 import pytest
 
-from polysync_azure_openai.cli import decode_parameter, main
+from polysync_azure_openai.cli import main
+from polysync_azure_openai.cli.runs import decode_parameter
 from polysync_azure_openai.emulator import OPENAI_USER_ROLE, READER_ROLE, Emulator
 from polysync_azure_openai.errors import ConfigurationError
 

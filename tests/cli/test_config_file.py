@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from polysync_azure_openai.config_file import ConfigFileError, load_platform
+from polysync_azure_openai.cli.config_file import ConfigFileError, load_platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.cli import SECRET_ENV, platform_toml
 from polysync_azure_openai.jobs import CHAT

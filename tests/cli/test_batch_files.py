@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from polysync_azure_openai.cli import Progress
+from polysync_azure_openai.cli.output import Progress
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.faults import Status
 
-from .test_cli_operator import SECRET_ENV, Done, cli, command_env, platform_file
+from .test_operator import SECRET_ENV, Done, cli, command_env, platform_file
 
 
 def request_line(custom_id: str, **overrides: object) -> str:
