@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..jobs import BATCH, CHAT, EMBEDDING
 from .output import EXIT_OK, EXIT_REMOTE_FAILURE
 from .runs import wait_for_run
-from .target import Target
+from .target import Target, require_emulator
 
 if TYPE_CHECKING:
     import pluggy
@@ -35,6 +35,7 @@ class DemoFailed(Exception):
 def demo_command(args: argparse.Namespace) -> int:
     from ..errors import PolysyncAzureOpenAIError
 
+    require_emulator()
     started = time.monotonic()
     try:
         _run_demo()

@@ -20,6 +20,7 @@ from .check import check_command
 from .demo import demo_command
 from .output import EXIT_CODES_HELP, CommandFailed
 from .runs import cancel_command, import_command, monitor_url_command, run_command, status_command
+from .target import require_emulator
 
 DEFAULT_POLL_SECONDS: Final = 10.0
 
@@ -233,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def emulator_command(args: argparse.Namespace) -> int:
+    require_emulator()
     from ..emulator.cli import run_emulator_cli
 
     argv = ["--port", str(args.port)]

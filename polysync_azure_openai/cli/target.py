@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
 
 JOB_TYPE_ALIASES: Final = {"chat": CHAT, "embedding": EMBEDDING, "embeddings": EMBEDDING, "batch": BATCH}
 EMULATOR_PLATFORM_NAME: Final = "Azure OpenAI Emulator"
+EMULATOR_INSTALL: Final = "pip install 'polysync-azure-openai[emulator]'"
+
+
+def require_emulator() -> None:
+    """Refuse in one line, before anything starts, when the ``emulator`` extra is missing."""
+    try:
+        # trustme is the one dependency only the emulator has; it is imported right after anyway.
+        importlib.import_module("trustme")
+    except ImportError:
+        raise CommandFailed(
+            EXIT_BAD_INPUT, f"the embedded Azure emulator is not installed; install it with: {EMULATOR_INSTALL}"
+        ) from None
 
 
 @attrs.frozen
@@ -56,6 +69,7 @@ def open_target(args: argparse.Namespace) -> Iterator[Target]:
 
         yield Target(load_platform(args.config), plugin_manager(), str(args.config))
         return
+    require_emulator()
     from ..emulator import Emulator
     from ..emulator.cli import platform_attributes
 
