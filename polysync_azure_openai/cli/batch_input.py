@@ -152,6 +152,9 @@ class _Checker:
             return
         try:
             request = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            self.problem(number, "nests JSON too deeply to read (about 1,000 levels or more); flatten the request")
+            return
         except ValueError as exc:
             reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             self.problem(number, f"is not valid JSON ({reason})")
@@ -241,5 +244,8 @@ def _as_json(value: Any) -> str:
     """A value from the file as JSON text, cut short: the file's own notation, not Python's."""
     if value is None:
         return "missing"
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        return "a deeply nested value"
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."

@@ -15,7 +15,8 @@ The file names attributes exactly as the admin UI does, in the format the emulat
 
 Secrets (the attributes ``plugin.toml`` marks ``secret = true``) never live in the file: each is
 written as ``{ env = "VAR" }`` and read from that environment variable, so the file can be shared
-and committed. Any other attribute may use ``{ env = ... }`` too. Every error names the file, the
+and committed. ``Certificate`` may instead name the absolute path of the certificate file: the
+path is not the secret, the file's content is. Any other attribute may use ``{ env = ... }`` too. Every error names the file, the
 key or attribute, what is wrong and the fix, and never quotes a secret.
 """
 
@@ -43,6 +44,8 @@ from .output import shown
 log = logging.getLogger(__name__)
 
 TOP_LEVEL_KEYS: Final = ("name", "platform_type", "auth_method", "enabled_job_types", "attributes")
+#: The one secret attribute whose value may instead be a file's path.
+CERTIFICATE: Final = "Certificate"
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -186,12 +189,13 @@ def _attributes(table: Mapping[str, Any], method: str, environ: Mapping[str, str
                 f"Use the names the admin UI shows{_did_you_mean(name, list(known))}.",
             )
         scalar = isinstance(raw, str | int | float) and not isinstance(raw, bool)
-        if scalar and info.secret and str(raw).strip():
+        if scalar and info.secret and str(raw).strip() and not _is_certificate_path(name, raw):
             env = suggested_env_name(name)
             # The value itself is never quoted: it is a secret written where it must not be.
+            path_note = " (or give the absolute path of the certificate file)" if name == CERTIFICATE else ""
             raise fail(
                 f"attribute {name!r} is a secret written into the file",
-                f'Secrets come only from environment variables: write "{name}" = {{ env = "{env}" }}, '
+                f'Secrets come only from environment variables: write "{name}" = {{ env = "{env}" }}{path_note}, '
                 f"set {env} in the environment, and remove the value from the file (rotate it if "
                 "the file was shared)",
             )
@@ -211,6 +215,15 @@ def _attributes(table: Mapping[str, Any], method: str, environ: Mapping[str, str
         if value.strip():
             values[name] = value
     return values
+
+
+def _is_certificate_path(name: str, raw: Any) -> bool:
+    """A ``Certificate`` given as the absolute path of its file: a path is not a secret.
+
+    The plugin reads a value starting with ``/`` as a path (never as PEM text or base64: base64
+    starting with ``/`` cannot decode to PEM or DER), so exactly those values may be written here.
+    """
+    return name == CERTIFICATE and isinstance(raw, str) and raw.startswith("/") and raw.isprintable()
 
 
 def _from_environment(name: str, reference: Mapping[str, Any], environ: Mapping[str, str], fail: _Failer) -> str:

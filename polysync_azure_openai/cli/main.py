@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     download = batch_commands.add_parser(
         "download",
         help="stream a file's content to disk",
-        description="Stream the content of FILE_ID (a batch's output or error file) to PATH; a failed "
-        "download leaves no partial file.",
+        description="Stream the content of FILE_ID (a batch's output or error file) to PATH, or to stdout "
+        "with --out -; a failed download leaves no partial file and writes nothing to stdout. An existing "
+        "file is overwritten only with --force.",
         parents=[target],
         epilog=PLATFORM_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -183,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         metavar="PATH",
-        help="file to write, or a directory for FILE_ID.jsonl",
+        help="file to write, a directory for FILE_ID.jsonl, or - for stdout",
     )
+    download.add_argument("--force", action="store_true", help="overwrite the file --out names if it exists")
     download.set_defaults(handler=download_command)
     return parser
 

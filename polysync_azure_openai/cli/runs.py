@@ -147,7 +147,8 @@ def decode_parameter(name: str, data_type: str, text: str) -> Any:
         return text
     if data_type == "Int":
         stripped = text.strip()
-        if re.fullmatch(r"[+-]?[0-9]+", stripped):
+        # The digit limit keeps int() from raising Python's own "exceeds the limit" error.
+        if re.fullmatch(r"[+-]?[0-9]{1,4300}", stripped):
             return int(stripped)
         raise fail(f"--param {name!r} is an Int parameter, and {shown(text)} is not a whole number.")
     if data_type == "Float":
@@ -164,6 +165,8 @@ def decode_parameter(name: str, data_type: str, text: str) -> Any:
         raise fail(f"--param {name!r} is a Bool parameter: use true or false, not {shown(text)}.")
     try:
         return json.loads(text)
+    except RecursionError:
+        raise fail(f"--param {name!r} is a JSON parameter nested too deeply to read. Flatten the value.") from None
     except ValueError as exc:
         raise fail(f"--param {name!r} is a JSON parameter, and its value is not valid JSON ({exc}).") from None
 

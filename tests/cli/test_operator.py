@@ -377,6 +377,9 @@ def test_parameters_are_decoded_by_their_declared_type(data_type: str, text: str
         ("Float", "nan", "is not a finite number"),
         ("Bool", "yes", "use true or false"),
         ("JSON", "{oops", "is not valid JSON"),
+        # Past Python's own limits: int() and json.loads raised their raw errors.
+        ("Int", "9" * 5000, "is not a whole number"),
+        ("JSON", "[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
     ],
 )
 def test_a_value_that_does_not_fit_its_type_is_bad_input(data_type: str, text: str, fragment: str) -> None:
