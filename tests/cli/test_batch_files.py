@@ -16,7 +16,7 @@ from polysync_azure_openai.cli.output import Progress
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.faults import Status
 
-from .test_operator import SECRET_ENV, Done, cli, command_env, platform_file
+from .helpers import SECRET_ENV, Done, cli, command_env, platform_file
 
 
 def request_line(custom_id: str, **overrides: object) -> str:
