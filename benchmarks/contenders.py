@@ -58,13 +58,13 @@ def platform_attributes(server: Any, client_id: str | None = None, client_secret
 
 
 def sp_platform(server: Any, name: str = "bench", **identity: str) -> Any:
-    from polysync_azure_openai.host import Platform
+    from polysync_azure_openai.cli.host import Platform
 
     return Platform(name=name, auth_method="Service Principal", attributes=platform_attributes(server, **identity))
 
 
 def chat_job() -> Any:
-    from polysync_azure_openai.host import Job
+    from polysync_azure_openai.cli.host import Job
     from polysync_azure_openai.jobs import CHAT
 
     return Job(
@@ -82,7 +82,7 @@ def chat_job() -> Any:
 
 
 def embedding_job() -> Any:
-    from polysync_azure_openai.host import Job
+    from polysync_azure_openai.cli.host import Job
     from polysync_azure_openai.jobs import EMBEDDING
 
     return Job(
@@ -118,7 +118,7 @@ def fetch_token(server: Any, scope: str = CHAT_SCOPE) -> str:
 
 def plugin_call(server: Any, kind: str, pm: Any = None, platform: Any = None) -> Callable[[], object]:
     """One host ``submit`` of the chat or embedding job; checks the run succeeded."""
-    from polysync_azure_openai.host import plugin_manager
+    from polysync_azure_openai.cli.host import plugin_manager
 
     pm = pm or plugin_manager()
     platform = platform or sp_platform(server)

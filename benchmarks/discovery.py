@@ -22,7 +22,7 @@ RAW = "requests: walk the 10 pages"
 
 
 def run(quick: bool) -> list[Target]:
-    from polysync_azure_openai.host import import_all, plugin_manager
+    from polysync_azure_openai.cli.host import import_all, plugin_manager
 
     title(f"Discovery: import_jobs over {DEPLOYMENTS:,} deployments in {DEPLOYMENTS // PAGE_SIZE} pages")
     rounds = 3 if quick else 15

@@ -56,7 +56,7 @@ PLUGIN_CHILD = (
     _MEMORY
     + """
 import polysync_azure_openai.cli as cli
-import polysync_azure_openai.config_file, polysync_azure_openai.files, polysync_azure_openai.http
+import polysync_azure_openai.cli.config_file, polysync_azure_openai.files, polysync_azure_openai.http
 import azure.identity, msal
 args = json.loads(sys.argv[1])
 os.environ[args["secret_env"]] = args["secret"]

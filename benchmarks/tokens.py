@@ -21,7 +21,7 @@ CALLS = 100
 def run(quick: bool) -> list[Target]:
     from azure.identity import ClientSecretCredential
 
-    from polysync_azure_openai.host import plugin_manager
+    from polysync_azure_openai.cli.host import plugin_manager
 
     calls = 25 if quick else CALLS
     title(f"Token acquisition under load: {THREADS} threads x {calls} calls, Service Principal, fresh identity")

@@ -152,7 +152,11 @@ _PROVIDERS: BoundedCache[TokenProvider] = BoundedCache("token-providers", max_si
 
 
 def token_provider(config: PlatformConfig) -> TokenProvider:
-    """The shared provider of the platform's identity (built once per identity)."""
+    """The shared provider of the platform's identity (built once per identity).
+
+    A public service: besides the HTTP layer, the CLI's ``check`` asks it for a token per scope,
+    so its report shows the same cache, errors and advice a run would get.
+    """
     auth = config.auth
     if auth.method == API_KEY:
         raise ConfigurationError(f"Platform '{config.name}': authentication method 'API Key' cannot get Microsoft Entra tokens.")

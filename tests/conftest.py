@@ -12,9 +12,9 @@ import pluggy
 import pytest
 import trustme
 
+from polysync_azure_openai.cli.host import Job, Platform, import_all, plugin_manager
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.cli import platform_attributes
-from polysync_azure_openai.host import Job, Platform, import_all, plugin_manager
 from polysync_azure_openai.results import ImportedJob
 
 

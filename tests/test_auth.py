@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from polysync_azure_openai.cli.host import Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
-from polysync_azure_openai.host import Platform
 from polysync_azure_openai.jobs import CHAT, EMBEDDING
 
 from .conftest import api_key_platform, emulator_attributes, job, sp_platform

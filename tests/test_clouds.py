@@ -5,9 +5,9 @@ from __future__ import annotations
 import pluggy
 import pytest
 
+from polysync_azure_openai.cli.host import Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import TransportError
-from polysync_azure_openai.host import Platform
 from polysync_azure_openai.jobs import CHAT
 from polysync_azure_openai.platform import PlatformConfig
 

@@ -10,9 +10,9 @@ import uuid
 import pluggy
 import pytest
 
+from polysync_azure_openai.cli.host import Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
-from polysync_azure_openai.host import Platform
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 from polysync_azure_openai.platform import PlatformConfig
 
@@ -137,7 +137,7 @@ def test_no_secret_anywhere_in_a_full_lifecycle(
 
 def test_no_secret_in_cli_output_or_written_files(emu: Emulator, tmp_path) -> None:
     """Every CLI command, both auth methods, success and failure: stdout, stderr and files."""
-    from .test_cli_operator import SECRET_ENV, cli, platform_file
+    from .cli.helpers import SECRET_ENV, cli, platform_file
 
     sp = platform_file(tmp_path, emu)
     key = platform_file(tmp_path, emu, auth_method="API Key")

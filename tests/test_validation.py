@@ -9,9 +9,9 @@ from typing import Any
 import pluggy
 import pytest
 
+from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
-from polysync_azure_openai.host import Job, Platform
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
 from .conftest import emulator_attributes, imported

@@ -8,8 +8,8 @@ from datetime import datetime
 import pluggy
 import pytest
 
+from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.host import Job, Platform
 from polysync_azure_openai.jobs import BATCH
 
 from ..conftest import job, sp_platform

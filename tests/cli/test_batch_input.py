@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polysync_azure_openai.batch_input import MAX_REQUESTS, validate_file, validate_lines
+from polysync_azure_openai.cli.batch_input import MAX_REQUESTS, validate_file, validate_lines
 from polysync_azure_openai.errors import ConfigurationError
 
 

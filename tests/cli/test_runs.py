@@ -1,192 +1,20 @@
-"""The operator commands as a user runs them: a subprocess, a platform file, secrets in the environment.
-
-Each test starts its own emulator (fixture ``emu``), writes a platform TOML for it and runs
-``python -m polysync_azure_openai.cli``; ``--json`` output is parsed and exit codes asserted.
-"""
+"""The hook commands as a user runs them: import, run, status, cancel, monitor-url, and the parser."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import attrs
 import pytest
 
-from polysync_azure_openai.cli import decode_parameter, main
-from polysync_azure_openai.emulator import OPENAI_USER_ROLE, READER_ROLE, Emulator
+from polysync_azure_openai.cli import main
+from polysync_azure_openai.cli.runs import decode_parameter
+from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
 
-SECRET_ENV = "TEST_AOAI_SECRET"
-
-
-@attrs.frozen
-class Done:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def assert_no_secret(self, *secrets: str) -> None:
-        for secret in secrets:
-            assert secret not in self.stdout and secret not in self.stderr
-
-
-def command_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment (its REQUESTS_CA_BUNDLE trusts the session CA) plus ``extra``."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_AOAI_", "POLYSYNC_"))}
-    return {**base, **(extra or {})}
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> Done:
-    """Run the command as a user would."""
-    done = subprocess.run(
-        [sys.executable, "-m", "polysync_azure_openai.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=command_env(env),
-    )
-    return Done(done.returncode, done.stdout, done.stderr)
-
-
-def platform_file(tmp_path: Path, emu: Emulator, auth_method: str = "Service Principal", **attributes: Any) -> Path:
-    """A platform TOML for the emulator; a dict value is written as an inline table ({ env = ... })."""
-    values: dict[str, Any] = {
-        "OpenAI Resource Name": emu.resource_name,
-        "OpenAI Endpoint": emu.url,
-        "Subscription Id": emu.subscription_id,
-        "Resource Group Name": emu.resource_group,
-        "Resource Manager Endpoint": emu.url,
-        "Max Retries": "0",
-    }
-    if auth_method == "Service Principal":
-        values |= {"Authority Host": emu.url, "Tenant Id": emu.tenant_id, "Client Id": emu.client_id}
-        values["Client Secret"] = {"env": SECRET_ENV}
-    else:
-        values["API Key"] = {"env": SECRET_ENV}
-    values |= {k.replace("_", " "): v for k, v in attributes.items()}
-    lines = [f'name = "test platform"\nauth_method = "{auth_method}"\n\n[attributes]']
-    for name, value in values.items():
-        if isinstance(value, dict):
-            lines.append(f'"{name}" = {{ env = "{value["env"]}" }}')
-        elif value is not None:
-            lines.append(f"{json.dumps(name)} = {json.dumps(value)}")
-    path = tmp_path / f"platform-{uuid.uuid4().hex[:8]}.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def steps(done: Done) -> dict[str, dict[str, Any]]:
-    return {step["step"]: step for step in done.json()["steps"]}
-
-
-# -- check --------------------------------------------------------------------------------------
-
-
-def test_check_passes_every_step_on_the_emulator(tmp_path: Path, emu: Emulator) -> None:
-    done = cli("check", "--config", str(platform_file(tmp_path, emu)), "--json", env={SECRET_ENV: emu.client_secret})
-    assert done.code == 0, done.stderr
-    report = done.json()
-    assert report["ok"] is True and report["platform"] == "test platform"
-    assert [(s["step"], s["status"]) for s in report["steps"]] == [
-        ("configuration", "OK"),
-        ("token: data plane", "OK"),
-        ("token: Resource Manager", "OK"),
-        ("list deployments", "OK"),
-        ("data-plane call", "OK"),
-    ]
-    assert "2 chat, 1 embedding, 3 batch" in report["steps"][3]["detail"]
-    assert "'gpt-4o'" in report["steps"][4]["detail"]
-    chat = [r for r in emu.requests if r.kind == "chat"]
-    assert len(chat) == 1 and json.loads(chat[0].body)["max_tokens"] == 1
-    done.assert_no_secret(emu.client_secret)
-
-
-@pytest.mark.parametrize(
-    ("override", "code", "fix"),
-    [
-        pytest.param({}, "AADSTS7000215", "set 'Client Secret' to the secret's Value", id="wrong-secret"),
-        pytest.param(
-            {"Tenant_Id": str(uuid.UUID(int=7))},
-            "Unable to get authority configuration",
-            "check 'Tenant Id' and 'Client Id'",
-            id="wrong-tenant",
-        ),
-        pytest.param(
-            {"Azure_Cloud": "AzureUSGovernment"}, "AADSTS70011", "set 'Azure Cloud' to the resource's cloud", id="wrong-cloud"
-        ),
-    ],
-)
-def test_check_reports_the_entra_error_and_the_fix(
-    tmp_path: Path, emu: Emulator, override: dict[str, str], code: str, fix: str
-) -> None:
-    wrong = "wrong-" + emu.client_secret
-    secret = emu.client_secret if override else wrong
-    done = cli("check", "--config", str(platform_file(tmp_path, emu, **override)), "--json", env={SECRET_ENV: secret})
-    assert done.code == 1, done.stderr
-    report = steps(done)
-    token = report["token: data plane"]
-    assert token["status"] == "FAIL" and code in token["detail"] and fix in token["fix"]
-    assert report["list deployments"]["status"] == report["data-plane call"]["status"] == "SKIP"
-    assert not [r for r in emu.requests if r.kind in ("chat", "arm.deployments")]
-    done.assert_no_secret(emu.client_secret, wrong)
-
-
-@pytest.mark.parametrize(
-    ("roles", "failing", "fix"),
-    [
-        pytest.param((OPENAI_USER_ROLE,), "list deployments", "grant the identity the 'Reader' role", id="no-reader"),
-        pytest.param((READER_ROLE,), "data-plane call", "'Cognitive Services OpenAI User' role", id="no-openai-user"),
-    ],
-)
-def test_check_names_the_missing_role(tmp_path: Path, emu: Emulator, roles: tuple[str, ...], failing: str, fix: str) -> None:
-    client_id, secret = str(uuid.uuid4()), "role-test-secret-" + uuid.uuid4().hex
-    emu.add_secret_client(client_id, secret, roles=roles)
-    path = platform_file(tmp_path, emu, Client_Id=client_id)
-    done = cli("check", "--config", str(path), "--deployment", "gpt-4o", "--json", env={SECRET_ENV: secret})
-    assert done.code == 1, done.stderr
-    report = steps(done)
-    assert {name for name, step in report.items() if step["status"] == "FAIL"} == {failing}
-    assert fix in report[failing]["fix"]
-    done.assert_no_secret(secret)
-
-
-def test_check_with_an_api_key_skips_tokens_and_explains_discovery(tmp_path: Path, emu: Emulator) -> None:
-    path = platform_file(tmp_path, emu, auth_method="API Key")
-    # An embedding deployment: the key platform cannot tell its kind, so chat is tried first.
-    done = cli("check", "--config", str(path), "--deployment", "embed-small", env={SECRET_ENV: emu.api_key})
-    assert done.code == 0, done.stderr
-    assert "SKIP  token: data plane" in done.stdout
-    assert "impossible with 'API Key'" in done.stdout and "Switch the platform to 'Service Principal'" in done.stdout
-    assert "embedding on 'embed-small' answered" in done.stdout and "All 2 checks that ran passed; 3 skipped." in done.stdout
-    done.assert_no_secret(emu.api_key)
-
-
-def test_check_reports_a_bad_file_as_bad_input(tmp_path: Path, emu: Emulator) -> None:
-    done = cli("check", "--config", str(platform_file(tmp_path, emu)), "--json")  # the variable is not set
-    assert done.code == 2
-    report = steps(done)
-    assert report["configuration"]["status"] == "FAIL" and f"{SECRET_ENV}, which is not set" in report["configuration"]["detail"]
-    assert {s["status"] for name, s in report.items() if name != "configuration"} == {"SKIP"}
-    assert emu.requests == []
-
-
-def test_check_on_the_embedded_emulator() -> None:
-    done = cli("check", "--emulator")
-    assert done.code == 0, done.stdout + done.stderr
-    assert done.stdout.count("  OK  ") == 5 and "All 5 checks that ran passed." in done.stdout
-
-
-# -- run, status, cancel, monitor-url, import ---------------------------------------------------
+from .helpers import SECRET_ENV, cli, platform_file
 
 
 def test_run_chat_keeps_a_numeric_prompt_as_text(tmp_path: Path, emu: Emulator) -> None:
@@ -376,6 +204,9 @@ def test_parameters_are_decoded_by_their_declared_type(data_type: str, text: str
         ("Float", "nan", "is not a finite number"),
         ("Bool", "yes", "use true or false"),
         ("JSON", "{oops", "is not valid JSON"),
+        # Past Python's own limits: int() and json.loads raised their raw errors.
+        ("Int", "9" * 5000, "is not a whole number"),
+        ("JSON", "[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
     ],
 )
 def test_a_value_that_does_not_fit_its_type_is_bad_input(data_type: str, text: str, fragment: str) -> None:

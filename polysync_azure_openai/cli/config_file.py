@@ -15,7 +15,8 @@ The file names attributes exactly as the admin UI does, in the format the emulat
 
 Secrets (the attributes ``plugin.toml`` marks ``secret = true``) never live in the file: each is
 written as ``{ env = "VAR" }`` and read from that environment variable, so the file can be shared
-and committed. Any other attribute may use ``{ env = ... }`` too. Every error names the file, the
+and committed. ``Certificate`` may instead name the absolute path of the certificate file: the
+path is not the secret, the file's content is. Any other attribute may use ``{ env = ... }`` too. Every error names the file, the
 key or attribute, what is wrong and the fix, and never quotes a secret.
 """
 
@@ -33,15 +34,18 @@ from typing import Any, Final
 
 import attrs
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from ..jobs import JOB_TYPES, PLATFORM_TYPE
+from ..manifest import load as load_manifest
+from ..platform import AUTH_METHODS, POLYSYNC_SERVICE_PRINCIPAL, PlatformConfig
 from .host import Platform
-from .jobs import JOB_TYPES, PLATFORM_TYPE
-from .manifest import load as load_manifest
-from .platform import AUTH_METHODS, POLYSYNC_SERVICE_PRINCIPAL, PlatformConfig
+from .output import shown
 
 log = logging.getLogger(__name__)
 
 TOP_LEVEL_KEYS: Final = ("name", "platform_type", "auth_method", "enabled_job_types", "attributes")
+#: The one secret attribute whose value may instead be a file's path.
+CERTIFICATE: Final = "Certificate"
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -99,12 +103,14 @@ def load_platform(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
     platform_type = document.get("platform_type", PLATFORM_TYPE)
     if platform_type != PLATFORM_TYPE:
-        raise fail(f"has platform_type {_show(platform_type)}", f'This command serves only platform_type = "{PLATFORM_TYPE}".')
+        raise fail(
+            f"has platform_type {shown(platform_type, 60)}", f'This command serves only platform_type = "{PLATFORM_TYPE}".'
+        )
 
     method = document.get("auth_method")
     if method not in AUTH_METHODS:
-        shown = f"auth_method {_show(method)}" if method is not None else "no 'auth_method'"
-        raise fail(f"has {shown}", f"Set auth_method to one of: {', '.join(repr(m) for m in AUTH_METHODS)}.")
+        problem = f"auth_method {shown(method, 60)}" if method is not None else "no 'auth_method'"
+        raise fail(f"has {problem}", f"Set auth_method to one of: {', '.join(repr(m) for m in AUTH_METHODS)}.")
     if method == POLYSYNC_SERVICE_PRINCIPAL:
         # That method borrows the Polysync host's own identity, which a local command lacks.
         raise fail(
@@ -166,7 +172,7 @@ def _enabled_job_types(value: Any, fail: _Failer) -> tuple[str, ...] | None:
     for item in value:
         if item not in JOB_TYPES:
             raise fail(
-                f"has enabled_job_types entry {_show(item)}",
+                f"has enabled_job_types entry {shown(item, 60)}",
                 f"Use the job types' display names: {', '.join(JOB_TYPES)}{_did_you_mean(item, JOB_TYPES)}.",
             )
     return tuple(value)
@@ -183,12 +189,13 @@ def _attributes(table: Mapping[str, Any], method: str, environ: Mapping[str, str
                 f"Use the names the admin UI shows{_did_you_mean(name, list(known))}.",
             )
         scalar = isinstance(raw, str | int | float) and not isinstance(raw, bool)
-        if scalar and info.secret and str(raw).strip():
+        if scalar and info.secret and str(raw).strip() and not _is_certificate_path(name, raw):
             env = suggested_env_name(name)
             # The value itself is never quoted: it is a secret written where it must not be.
+            path_note = " (or give the absolute path of the certificate file)" if name == CERTIFICATE else ""
             raise fail(
                 f"attribute {name!r} is a secret written into the file",
-                f'Secrets come only from environment variables: write "{name}" = {{ env = "{env}" }}, '
+                f'Secrets come only from environment variables: write "{name}" = {{ env = "{env}" }}{path_note}, '
                 f"set {env} in the environment, and remove the value from the file (rotate it if "
                 "the file was shared)",
             )
@@ -210,6 +217,15 @@ def _attributes(table: Mapping[str, Any], method: str, environ: Mapping[str, str
     return values
 
 
+def _is_certificate_path(name: str, raw: Any) -> bool:
+    """A ``Certificate`` given as the absolute path of its file: a path is not a secret.
+
+    The plugin reads a value starting with ``/`` as a path (never as PEM text or base64: base64
+    starting with ``/`` cannot decode to PEM or DER), so exactly those values may be written here.
+    """
+    return name == CERTIFICATE and isinstance(raw, str) and raw.startswith("/") and raw.isprintable()
+
+
 def _from_environment(name: str, reference: Mapping[str, Any], environ: Mapping[str, str], fail: _Failer) -> str:
     variable = reference.get("env")
     if set(reference) != {"env"} or not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
@@ -225,11 +241,6 @@ def _from_environment(name: str, reference: Mapping[str, Any], environ: Mapping[
             f"Set {variable} before running the command (export {variable}=...), or correct the variable's name",
         )
     return value
-
-
-def _show(value: Any) -> str:
-    text = str(value)
-    return repr(text if len(text) <= 60 else text[:60] + "...")
 
 
 def _did_you_mean(value: str, choices: Any) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
 
-from polysync_azure_openai.config_file import ConfigFileError, load_platform
+from polysync_azure_openai.cli import main
+from polysync_azure_openai.cli.config_file import ConfigFileError, load_platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.cli import SECRET_ENV, platform_toml
 from polysync_azure_openai.jobs import CHAT
@@ -125,3 +128,47 @@ def test_bad_files_name_the_file_the_problem_and_the_fix(tmp_path: Path, text: s
 def test_a_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigFileError, match=r"does not exist\. Check the path given to --config"):
         load_platform(tmp_path / "nope.toml", {})
+
+
+# -- Certificate: a path is not a secret, its content is -----------------------------------------
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+CERTIFICATE_HEAD = (
+    'name = "P"\nauth_method = "Certificate"\n[attributes]\n"OpenAI Resource Name" = "contoso-aoai"\n'
+    '"Tenant Id" = "contoso.onmicrosoft.com"\n"Client Id" = "11111111-2222-3333-4444-555555555555"\n'
+    '"Subscription Id" = "11111111-2222-3333-4444-555555555555"\n"Resource Group Name" = "rg-ai"\n'
+)
+
+
+def monitor_url(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``monitor-url`` reads the platform and sends nothing: the file's rules alone decide."""
+    code = main(["monitor-url", "--config", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_certificate_path_in_the_file_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, CERTIFICATE_HEAD + '"Certificate" = "/etc/polysync/contoso-app.pem"\n')
+    code, out, err = monitor_url(path, capsys)
+    assert code == 0, err
+    assert "portal.azure.com" in out and "rg-ai" in out
+    assert load_platform(path, {}).attributes["Certificate"] == "/etc/polysync/contoso-app.pem"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param(json.dumps(PEM), "MIIEvQ", id="pem"),
+        pytest.param(json.dumps(base64.b64encode(PEM.encode()).decode()), "LS0tLS1", id="base64"),
+        pytest.param('"certs/app.pem"', "certs/app.pem", id="relative-path"),
+    ],
+)
+def test_a_certificate_written_into_the_file_is_still_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, shown: str
+) -> None:
+    path = write(tmp_path, CERTIFICATE_HEAD + f'"Certificate" = {value}\n')
+    code, out, err = monitor_url(path, capsys)
+    assert code == 2
+    assert "attribute 'Certificate' is a secret written into the file" in err
+    assert "absolute path of the certificate file" in err
+    assert shown not in err and shown not in out

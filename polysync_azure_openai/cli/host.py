@@ -12,9 +12,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from . import hookspecs
-from .jobs import PLATFORM_TYPE
-from .results import ImportedJob
+from .. import hookspecs
+from ..jobs import PLATFORM_TYPE
+from ..results import ImportedJob
 
 
 def plugin_manager() -> pluggy.PluginManager:

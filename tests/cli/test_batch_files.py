@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from polysync_azure_openai.cli import Progress
+from polysync_azure_openai.cli.output import Progress
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.faults import Status
 
-from .test_cli_operator import SECRET_ENV, Done, cli, command_env, platform_file
+from .helpers import SECRET_ENV, Done, cli, command_env, platform_file
 
 
 def request_line(custom_id: str, **overrides: object) -> str:
@@ -78,6 +78,18 @@ def test_a_bad_file_is_not_uploaded(
     for problem, (line, fragment) in zip(found, problems, strict=True):
         assert fragment in problem["message"]
         assert f"{path}:{line}: {problem['message']}" in done.stderr
+    assert "nothing was uploaded" in done.stderr
+    assert emu.requests == []
+
+
+def test_a_deeply_nested_line_is_a_problem_of_that_line(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
+    # Deeper than Python's recursion limit: json.loads raised RecursionError, a traceback and exit 1.
+    nested = request_line("b")[:-1] + ', "extra": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    path = tmp_path / "input.jsonl"
+    path.write_text(request_line("a") + "\n" + nested + "\n", encoding="utf-8")
+    done = cli("batch", "upload", str(path), "--config", config, env=env)
+    assert done.code == 2, done.stderr
+    assert f"{path}:2: nests JSON too deeply to read" in done.stderr and "Traceback" not in done.stderr
     assert "nothing was uploaded" in done.stderr
     assert emu.requests == []
 
@@ -157,6 +169,57 @@ def test_download_of_an_unknown_file_is_a_remote_failure(tmp_path: Path, config:
     done = cli("batch", "download", "file-nosuchfile", "--out", str(tmp_path / "x.jsonl"), "--config", config, env=env)
     assert done.code == 1 and "HTTP 404 notFound" in done.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_download_to_stdout_writes_the_bytes_there(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
+    content = "".join(json.dumps({"custom_id": f"t{i}", "text": "é ☃"}) + "\n" for i in range(20)).encode()
+    file_id = emu.add_file(content)
+    done = subprocess.run(
+        [sys.executable, "-m", "polysync_azure_openai.cli", "batch", "download", file_id, "--out", "-", "--config", config],
+        capture_output=True,
+        timeout=60,
+        env=command_env(env),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == content
+    assert f"Wrote {len(content):,} bytes of {file_id} to stdout" in done.stderr.decode()
+    assert not (tmp_path / "-").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.glob("*.toml"))
+
+
+def test_download_to_stdout_refuses_json_too(config: str, env: dict[str, str]) -> None:
+    done = cli("batch", "download", "file-abc", "--out", "-", "--config", config, "--json", env=env)
+    assert done.code == 2 and "--out - writes the file to stdout" in done.stderr
+
+
+def test_an_existing_out_is_refused_unless_forced(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
+    file_id = emu.add_file(b'{"custom_id": "new"}\n')
+    out = tmp_path / "results.jsonl"
+    out.write_bytes(b"yesterday's results\n")
+    done = cli("batch", "download", file_id, "--out", str(out), "--config", config, env=env)
+    assert done.code == 2, done.stderr
+    assert f"{out} already exists" in done.stderr and "--force" in done.stderr
+    assert out.read_bytes() == b"yesterday's results\n"
+    assert emu.requests == []
+    # The same through a directory: the file it would write there exists.
+    (tmp_path / f"{file_id}.jsonl").write_bytes(b"old\n")
+    done = cli("batch", "download", file_id, "--out", str(tmp_path), "--config", config, env=env)
+    assert done.code == 2 and f"{tmp_path / f'{file_id}.jsonl'} already exists" in done.stderr
+    done = cli("batch", "download", file_id, "--out", str(out), "--force", "--config", config, env=env)
+    assert done.code == 0, done.stderr
+    assert out.read_bytes() == b'{"custom_id": "new"}\n'
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs a directory nobody may write to, as /sys on Linux")
+def test_an_unwritable_out_is_a_clear_error(emu: Emulator, config: str, env: dict[str, str]) -> None:
+    file_id = emu.add_file(b'{"custom_id": "x"}\n')
+    out = "/sys/polysync-results.jsonl"
+    done = cli("batch", "download", file_id, "--out", out, "--config", config, env=env)
+    assert done.code == 2, done.stderr
+    assert f"Cannot write {out}" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 2  # the error and its fix
+    assert emu.requests == []
 
 
 # -- a batch run --------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from typing import Any, Final
 
 import attrs
 
-from .errors import ConfigurationError
-from .ids import DEPLOYMENT_NAME
-from .jobs import BATCH_ENDPOINTS
+from ..errors import ConfigurationError
+from ..ids import DEPLOYMENT_NAME
+from ..jobs import BATCH_ENDPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,9 @@ class _Checker:
             return
         try:
             request = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            self.problem(number, "nests JSON too deeply to read (about 1,000 levels or more); flatten the request")
+            return
         except ValueError as exc:
             reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
             self.problem(number, f"is not valid JSON ({reason})")
@@ -165,21 +168,21 @@ class _Checker:
         self.check_custom_id(number, request.get("custom_id"))
         method = request.get("method")
         if method != "POST":
-            self.problem(number, f'method is {_show(method)}; batch requests must have "method": "POST"')
+            self.problem(number, f'method is {_as_json(method)}; batch requests must have "method": "POST"')
         url = self.check_url(number, request.get("url"))
         self.check_body(number, request.get("body"), url)
 
     def check_custom_id(self, number: int, custom_id: Any) -> None:
         if not isinstance(custom_id, str) or not custom_id:
-            self.problem(number, f"custom_id is {_show(custom_id)}; give every request a unique, non-empty text custom_id")
+            self.problem(number, f"custom_id is {_as_json(custom_id)}; give every request a unique, non-empty text custom_id")
             return
         first = self.custom_ids.setdefault(custom_id, number)
         if first != number:
-            self.problem(number, f"custom_id {_show(custom_id)} is already used on line {first}; custom_ids must be unique")
+            self.problem(number, f"custom_id {_as_json(custom_id)} is already used on line {first}; custom_ids must be unique")
 
     def check_url(self, number: int, url: Any) -> str | None:
         if not isinstance(url, str) or url not in BATCH_ENDPOINTS:
-            self.problem(number, f"url is {_show(url)}; use {' or '.join(BATCH_ENDPOINTS)} (without /v1)")
+            self.problem(number, f"url is {_as_json(url)}; use {' or '.join(BATCH_ENDPOINTS)} (without /v1)")
             return None
         if self.endpoint is None:
             self.endpoint, self.endpoint_from = url, f"line {number}"
@@ -192,11 +195,11 @@ class _Checker:
 
     def check_body(self, number: int, body: Any, url: str | None) -> None:
         if not isinstance(body, dict):
-            self.problem(number, f"body is {_show(body)}; it must be a JSON object with the request, model included")
+            self.problem(number, f"body is {_as_json(body)}; it must be a JSON object with the request, model included")
             return
         model = body.get("model")
         if not isinstance(model, str) or not DEPLOYMENT_NAME.fullmatch(model):
-            self.problem(number, f"body.model is {_show(model)}; set it to the name of the batch deployment")
+            self.problem(number, f"body.model is {_as_json(model)}; set it to the name of the batch deployment")
         elif self.model is None:
             self.model, self.model_from = model, f"line {number}"
         elif model != self.model:
@@ -237,8 +240,12 @@ def _json_type(value: Any) -> str:
     return "number"
 
 
-def _show(value: Any) -> str:
+def _as_json(value: Any) -> str:
+    """A value from the file as JSON text, cut short: the file's own notation, not Python's."""
     if value is None:
         return "missing"
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except RecursionError:
+        return "a deeply nested value"
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."

@@ -1,0 +1,166 @@
+"""``batch upload`` and ``batch download``: batch input and output files on the resource."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from ..errors import ConfigurationError
+from .output import EXIT_BAD_INPUT, EXIT_OK, EXIT_REMOTE_FAILURE, CommandFailed, Output, Progress, iso
+from .target import Target, operator_command
+
+if TYPE_CHECKING:
+    from ..files import FileInfo, FilesApi
+
+STDOUT: Final = "-"
+
+
+def upload_command(args: argparse.Namespace) -> int:
+    from .batch_input import validate_file
+
+    out = Output(args.json)
+    # The file is checked before any platform is opened: a bad file never costs a request.
+    try:
+        report = validate_file(
+            args.file, endpoint=args.endpoint, deployment=args.deployment, max_problems=max(1, args.max_problems)
+        )
+    except ConfigurationError as exc:
+        return out.fail(EXIT_BAD_INPUT, str(exc))
+    summary = {
+        "file": str(args.file),
+        "requests": report.requests,
+        "bytes": report.size,
+        "endpoint": report.endpoint,
+        "model": report.model,
+    }
+    if not report.ok:
+        for problem in report.problems:
+            where = f"{args.file}:{problem.line}" if problem.line is not None else str(args.file)
+            print(f"{where}: {problem.message}", file=sys.stderr)
+        total = len(report.problems) + report.more_problems
+        more = f" (the first {len(report.problems)} are shown)" if report.more_problems else ""
+        out.data({**summary, "problems": [attrs.asdict(p) for p in report.problems], "problem_count": total})
+        print(f"error: {args.file} has {total} problem(s){more}; nothing was uploaded.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out.line(
+        f"{args.file}: {report.requests} requests for {report.endpoint} on deployment '{report.model}', "
+        f"{report.size:,} bytes: valid"
+    )
+    return operator_command(lambda a, t, o: _upload(a, t, o, summary))(args)
+
+
+def _upload(args: argparse.Namespace, target: Target, out: Output, summary: dict[str, Any]) -> int:
+    from ..files import FilesApi
+    from ..platform import PlatformConfig
+
+    api = FilesApi(PlatformConfig.from_host(target.platform))
+    info = api.upload(args.file)
+    out.line(f"Uploaded as {info.id} (status {info.status or 'unknown'})")
+    if args.wait and info.processing:
+        progress = Progress(sys.stderr)
+        polls = itertools.count()
+
+        def on_status(current: FileInfo) -> None:
+            progress.show(f"file {current.id}: {current.status}", next(polls) * args.poll_interval)
+
+        try:
+            info = api.wait_until_processed(info.id, interval=args.poll_interval, pause=target.pause, on_status=on_status)
+        finally:
+            progress.end()
+    out.data({**summary, "uploaded": _file_json(info)})
+    if not args.wait:
+        return EXIT_OK
+    if info.status != "processed":
+        detail = info.status_details or "no detail given"
+        print(f"error: Azure did not process {info.id}: status {info.status}: {detail}", file=sys.stderr)
+        return EXIT_REMOTE_FAILURE
+    out.line(f"Processed: {info.id} is ready for a batch")
+    return EXIT_OK
+
+
+def _file_json(info: FileInfo) -> dict[str, Any]:
+    return {**attrs.asdict(info), "created_at": iso(info.created_at)}
+
+
+def download_command(args: argparse.Namespace) -> int:
+    if str(args.out) == STDOUT and args.json:
+        # Both would share stdout, and the file's bytes would corrupt the JSON (or the reverse).
+        return Output(True).fail(
+            EXIT_BAD_INPUT, "--out - writes the file to stdout, where --json would write too.", "Drop --json."
+        )
+    return _download(args)
+
+
+@operator_command
+def _download(args: argparse.Namespace, target: Target, out: Output) -> int:
+    from ..files import FilesApi
+    from ..platform import PlatformConfig
+
+    api = FilesApi(PlatformConfig.from_host(target.platform))
+    if str(args.out) == STDOUT:
+        # Through a private temporary file, so a failed download writes nothing to stdout.
+        with tempfile.TemporaryDirectory(prefix="polysync-download-") as scratch:
+            path, size = _write(api, args.file_id, Path(scratch))
+            with path.open("rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.flush()
+        print(f"Wrote {size:,} bytes of {args.file_id} to stdout", file=sys.stderr)
+        return EXIT_OK
+    path = _destination(args.out, args.file_id, force=args.force)
+    path, size = _write(api, args.file_id, path)
+    out.line(f"Wrote {size:,} bytes of {args.file_id} to {path}")
+    out.data({"file_id": args.file_id, "path": str(path), "bytes": size})
+    return EXIT_OK
+
+
+def _destination(out: Path, file_id: str, *, force: bool) -> Path:
+    """The file ``--out`` names, checked before any request: new (or ``--force``) and writable."""
+    target = out / f"{file_id}.jsonl" if out.is_dir() else out
+    if target.is_dir():
+        raise CommandFailed(EXIT_BAD_INPUT, f"Cannot write {target}: it is a directory.", "Choose another --out.")
+    if target.exists() and not force:
+        raise CommandFailed(
+            EXIT_BAD_INPUT,
+            f"{target} already exists; nothing was downloaded.",
+            "Pass --force to overwrite it, or choose another --out.",
+        )
+    if not target.parent.is_dir():
+        raise CommandFailed(
+            EXIT_BAD_INPUT,
+            f"Cannot write {target}: the directory {target.parent} does not exist.",
+            "Create it or choose another --out.",
+        )
+    try:
+        # The download lands in a temporary file next to the target: probe exactly that.
+        descriptor, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+    except OSError as exc:
+        raise CommandFailed(
+            EXIT_BAD_INPUT,
+            f"Cannot write {target}: {exc.strerror or exc} in {target.parent}.",
+            "Choose another --out, or a directory you may write to.",
+        ) from None
+    os.close(descriptor)
+    os.unlink(probe)
+    return target
+
+
+def _write(api: FilesApi, file_id: str, destination: Path) -> tuple[Path, int]:
+    try:
+        path, size = api.download(file_id, destination)
+    except OSError as exc:
+        # requests' own errors are OSErrors too, without an errno; those are the plugin's to report.
+        if exc.errno is None:
+            raise
+        where = exc.filename or destination
+        raise CommandFailed(
+            EXIT_REMOTE_FAILURE, f"Writing {where} failed: {exc.strerror or exc}.", "Free space or choose another --out."
+        ) from None
+    return path, size
