@@ -21,16 +21,9 @@ import requests
 
 from .cache import BoundedCache
 from .errors import AzureServiceError, ConfigurationError, ErrorDetail, TransportError
+from .identity import API_KEY, CERTIFICATE, POLYSYNC_SERVICE_PRINCIPAL, SERVICE_PRINCIPAL, AuthConfig
 from .ids import HEADER_VALUE
-from .platform import (
-    API_KEY,
-    CERTIFICATE,
-    CONNECT_TIMEOUT,
-    POLYSYNC_SERVICE_PRINCIPAL,
-    SERVICE_PRINCIPAL,
-    AuthConfig,
-    PlatformConfig,
-)
+from .platform import CONNECT_TIMEOUT, PlatformConfig
 from .troubleshooting import token_advice
 
 if TYPE_CHECKING:

@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .clouds import parse_https_base
 from .errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from .http import RetryMode, read_json, resource_manager
+from .identity import API_KEY
 from .ids import DEPLOYMENT_NAME
 from .jobs import BATCH, CHAT, EMBEDDING
-from .platform import API_KEY, PlatformConfig, parse_https_base
+from .platform import PlatformConfig
 from .troubleshooting import advise
 
 log = logging.getLogger(__name__)

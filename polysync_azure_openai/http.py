@@ -31,8 +31,9 @@ from requests.utils import get_encoding_from_headers, requote_uri
 from . import __version__
 from .auth import ApiKeyAuth, BearerAuth, auth_for
 from .cache import BoundedCache
+from .clouds import Endpoint
 from .errors import AzureServiceError, ErrorDetail, TransportError
-from .platform import Endpoint, PlatformConfig
+from .platform import PlatformConfig
 from .troubleshooting import PRIVATE_CA
 
 log = logging.getLogger(__name__)

@@ -94,7 +94,8 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def check_steps(target: Target, deployment: str | None) -> list[Step]:
-    from ..platform import API_KEY, PlatformConfig
+    from ..identity import API_KEY
+    from ..platform import PlatformConfig
 
     config = PlatformConfig.from_host(target.platform)
     steps = [

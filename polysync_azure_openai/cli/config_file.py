@@ -35,9 +35,10 @@ from typing import Any, Final
 import attrs
 
 from ..errors import ConfigurationError
+from ..identity import AUTH_METHODS, POLYSYNC_SERVICE_PRINCIPAL
 from ..jobs import JOB_TYPES, PLATFORM_TYPE
 from ..manifest import load as load_manifest
-from ..platform import AUTH_METHODS, POLYSYNC_SERVICE_PRINCIPAL, PlatformConfig
+from ..platform import PlatformConfig
 from .host import Platform
 from .output import shown
 

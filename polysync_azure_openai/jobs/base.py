@@ -9,9 +9,10 @@ from typing import Any, ClassVar, Final
 
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
+from ..identity import API_KEY
 from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, json_type, lone_surrogate, shown
 from ..manifest import JobTypeSpec, job_type_spec
-from ..platform import API_KEY, PlatformConfig
+from ..platform import PlatformConfig
 from ..results import FAILED, SUCCESS, ImportedJob, RunResult
 from ..troubleshooting import failure_message
 from . import run_ids
