@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 
 import pluggy
@@ -137,15 +136,25 @@ def test_stale_keep_alive_connection_is_replaced(pm: pluggy.PluginManager, emu: 
 
 @pytest.mark.parametrize("fault", [f.ResetBeforeBody(), f.ResetBeforeResponse()], ids=["before-body", "after-request"])
 def test_a_dropped_connection_is_resent_once_on_a_fresh_one(pm: pluggy.PluginManager, emu: Emulator, fault) -> None:
-    emu.inject(fault, kind="chat", times=1)
-    assert chat(pm, emu).status == "Success"
-
-
-def test_a_post_whose_answer_is_lost_twice_is_not_repeated_blindly(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    emu.inject(f.ResetBeforeResponse(), kind="chat", times=None)
+    # before-body: the reset races the body's write, so the client sees an SSLEOFError while
+    # sending or a reset/EOF while reading; every one of them is "maybe processed" (§A).
+    dropped = emu.inject(fault, kind="chat", times=1)
     result = chat(pm, emu)
-    assert result.status == "Failed" and "connection was closed" in result.message
-    assert kinds(emu, "chat") == 2
+    assert result.status == "Success", result.message
+    assert dropped.hits == 1
+    chats = [r for r in emu.requests if r.kind == "chat"]
+    assert [r.fault for r in chats] == [fault.name, None]
+    assert chats[0].connection_id != chats[1].connection_id
+
+
+@pytest.mark.parametrize("max_retries,sent", [("0", 1), ("2", 3)])
+def test_a_lost_chat_answer_is_sent_again_within_max_retries(
+    pm: pluggy.PluginManager, emu: Emulator, max_retries: str, sent: int
+) -> None:
+    lost = emu.inject(f.ResetBeforeResponse(), kind="chat", times=None)
+    result = chat(pm, emu, Max_Retries=max_retries)
+    assert result.status == "Failed" and "connection was closed" in result.message, result.message
+    assert lost.hits == sent == kinds(emu, "chat")
 
 
 def test_reads_are_retried_after_a_lost_answer(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -178,49 +187,38 @@ def test_connection_refused_is_a_failed_run_naming_the_host(pm: pluggy.PluginMan
 # -- timeouts: a hung server never hangs a hook past attempts x timeout ------------------------
 
 
-def bounded(seconds: float):
-    """Elapsed time of a block; the bound asserted is loose (a hang would be 30 s)."""
-
-    class Timer:
-        def __enter__(self):
-            self.start = time.monotonic()
-            return self
-
-        def __exit__(self, *exc):
-            self.elapsed = time.monotonic() - self.start
-            assert self.elapsed < seconds, f"took {self.elapsed:.1f} s"
-
-    return Timer()
+# The faults hold each answer back 30 s; the timeouts below fail a test that waits for them.
 
 
+@pytest.mark.timeout(20)
 def test_hung_data_plane(pm: pluggy.PluginManager, emu: Emulator) -> None:
     hung = emu.inject(f.Delay(30), kind="chat", times=None)
-    with bounded(10):
-        result = chat(pm, emu, Request_Timeout_Seconds="0.3", Max_Retries="2")
+    result = chat(pm, emu, Request_Timeout_Seconds="0.3", Max_Retries="2")
     assert result.status == "Failed" and "ReadTimeout" in result.message and "Request Timeout Seconds" in result.message
-    assert hung.hits == 1  # a POST is not resent after a read timeout
+    assert hung.hits == 3  # a chat call is sent again after a read timeout, within Max Retries (§A)
 
 
+@pytest.mark.timeout(20)
 def test_hung_body_on_a_read_is_retried_then_unknown(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu, Request_Timeout_Seconds="0.3", Max_Retries="2")
     hung = emu.inject(f.StallBody(30), kind="batches.get", times=None)
-    with bounded(10):
-        result = pm.hook.get_status(platform=platform, job=job(BATCH, "gpt-4o-batch::batch"), run_id="batch_abc")
+    result = pm.hook.get_status(platform=platform, job=job(BATCH, "gpt-4o-batch::batch"), run_id="batch_abc")
     assert result.status == "Unknown" and "polling continues" in result.message
     assert hung.hits == 3
 
 
+@pytest.mark.timeout(20)
 def test_hung_resource_manager(pm: pluggy.PluginManager, emu: Emulator) -> None:
     hung = emu.inject(f.Delay(30), kind="arm.deployments", times=None)
-    with bounded(10), pytest.raises(TransportError, match="ReadTimeout"):
+    with pytest.raises(TransportError, match="ReadTimeout"):
         imported(pm, sp_platform(emu, Request_Timeout_Seconds="0.3", Max_Retries="1"))
     assert hung.hits == 2
 
 
+@pytest.mark.timeout(25)
 def test_hung_authority(pm: pluggy.PluginManager, emu: Emulator) -> None:
     hung = emu.inject(f.Delay(30), kind="entra.token", times=None)
-    with bounded(15):
-        result = chat(pm, emu, Request_Timeout_Seconds="0.3", Max_Retries="1")
+    result = chat(pm, emu, Request_Timeout_Seconds="0.3", Max_Retries="1")
     assert result.status == "Failed" and "token" in result.message.lower()
     assert hung.hits >= 1
     assert kinds(emu, "chat") == 0
