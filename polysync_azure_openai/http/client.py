@@ -95,10 +95,9 @@ class HttpClient:
             outcome = self._try(method, url, params, body, sent_headers, stream)
             if isinstance(outcome, requests.Response) and outcome.status_code < 300:
                 return outcome
-            if isinstance(outcome, requests.Response):
-                observed: Transport | Answered = Answered(outcome.status_code, retry_after(outcome.headers))
-            else:
-                observed = outcome.transport
+            observed = (
+                outcome.transport if isinstance(outcome, Failure) else Answered(outcome.status_code, retry_after(outcome.headers))
+            )
             decision = decide(observed, mode, attempt, budget, jitter=random.uniform(0.5, 1.0))  # noqa: S311 (jitter)
             if isinstance(decision, Renew) and isinstance(outcome, requests.Response):
                 if outcome.request is not None and self.auth.renew(outcome.request):
