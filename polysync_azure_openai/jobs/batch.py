@@ -350,8 +350,14 @@ class BatchApi:
         return self._batch(payload, batch_id)
 
     def create(self, file_id: str, endpoint: str, window: str, run_key: str) -> Batch:
-        """Create once; after a lost answer or a 5xx, look for it by run_key before creating again."""
-        from ..http import RetryMode
+        """Create the batch; when it may exist without an answer saying so, look for it first (§A).
+
+        Nothing created (not sent, 408, 429): the client has already sent it again, after the
+        wait Azure asked for, within ``Max Retries``. Maybe created (the answer lost, a 5xx, a
+        2xx whose body is unusable): it is looked up by run_key whatever ``Max Retries`` says,
+        and created again only when the look-up is sure it is not there and retries are left.
+        """
+        from ..http import MayExist, RetryMode, dumps, read_json
 
         body = {
             "input_file_id": file_id,
@@ -359,35 +365,55 @@ class BatchApi:
             "completion_window": window,
             "metadata": {RUN_KEY_METADATA: run_key},
         }
-        attempts = 0
+        retries_left = self.config.max_retries
         while True:
-            attempts += 1
             try:
-                payload = self._json("POST", "/openai/batches", "Creating the batch", body=body, mode=RetryMode.ONCE)
-                return self._batch(payload, None)
-            except RemoteError as exc:
-                if not _maybe_created(exc):
-                    raise
-                if attempts > self.config.max_retries:
-                    raise
-                log.warning("Creating the batch: %s; looking for it by run_key before creating again", exc.detail.describe())
-                found = self._find_with_backoff(run_key)
-                if found is not None:
-                    return found
+                response = self.client.send(
+                    "POST", "/openai/batches", params=self.params, body=dumps(body), mode=RetryMode.ONCE, max_retries=retries_left
+                )
+                unknown: RemoteError | None = None
+            except MayExist as exc:
+                unknown = exc.error
+            if unknown is None:
+                try:
+                    return self._batch(read_json(response, "Creating the batch"), None)
+                except RemoteError as exc:
+                    unknown = exc  # Azure said 2xx: the batch exists, only its answer is unusable
+            log.warning("Creating the batch: %s; looking for it by run_key before creating again", unknown.detail.describe())
+            found = self._look_up(run_key, unknown)
+            if found is not None:
+                return found
+            retries_left -= unknown.detail.attempts
+            if retries_left < 0:
+                raise unknown
+            log.warning("No batch carries this run_key; creating it again")
 
-    def _find_with_backoff(self, run_key: str) -> Batch | None:
+    def _look_up(self, run_key: str, unknown: RemoteError) -> Batch | None:
+        """The batch carrying ``run_key``; None when about 30 s of look-ups are sure there is none.
+
+        Azure's list may lag behind a create, hence the retries with backoff. When the last
+        look-up itself failed, nobody knows whether the batch exists: raise, saying so.
+        """
         deadline = time.monotonic() + REATTACH_SECONDS
         delay = 0.25
         while True:
+            failure: RemoteError | None = None
             try:
                 found = self.find_by_run_key(run_key)
             except RemoteError as exc:
                 log.warning("Looking for the batch by run_key failed: %s", exc.detail.describe())
-                found = None
+                found, failure = None, exc
             if found is not None:
                 return found
             if time.monotonic() + delay > deadline:
-                return None
+                if failure is None:
+                    return None
+                message = (
+                    f"{unknown.detail.message}; the batch may have been created, and looking for it by its "
+                    f"run_key failed too ({failure.detail.describe()}). A re-submit with the same run_key "
+                    f"finds it; otherwise look for metadata {RUN_KEY_METADATA}={run_key!r} on the resource"
+                )
+                raise TransportError(attrs.evolve(unknown.detail, message=message), transient=True)
             time.sleep(delay)
             delay = min(delay * 2, 8.0)
 
@@ -463,11 +489,3 @@ class BatchApi:
 def _never_created(run_id: str, message: str) -> RunResult:
     """A ``{deployment}#batch#Failed`` RunId: decoded locally, like the synchronous ones."""
     return RunResult(run_id=run_id, status=FAILED, outputs={}, message=message)
-
-
-def _maybe_created(exc: RemoteError) -> bool:
-    """True when the create request may have reached Azure although no answer says so."""
-    if isinstance(exc, TransportError):
-        return exc.sent
-    status = exc.detail.status or 0
-    return status >= 500 or status in (408, 429)
