@@ -14,6 +14,7 @@ import hashlib
 import re
 import threading
 import time
+import uuid
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -64,6 +65,7 @@ class OidcIssuer:
             "iat": now,
             "nbf": now,
             "iss": issuer if issuer is not None else self.url,
+            "jti": str(uuid.uuid4()),
             "sub": subject,
         }
         account = _SERVICE_ACCOUNT.fullmatch(subject)
