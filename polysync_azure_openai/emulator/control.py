@@ -287,13 +287,21 @@ class Emulator(ServerHandle):
         """A service account token signed by the cluster's issuer (`issuer` replaces only the `iss` claim)."""
         return self._issuer.mint(subject, audience=audience, lifetime=lifetime, issuer=issuer)
 
-    def write_federated_token(self, path: str | os.PathLike[str] | None = None, **claims: Any) -> Path:
-        """Write :meth:`federated_token` (same keywords) to `path`, or to a new owner-only file; return the path.
+    def write_federated_token(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        subject: str = DEFAULT_WORKLOAD_SUBJECT,
+        *,
+        audience: str = TOKEN_EXCHANGE_AUDIENCE,
+        lifetime: int = 3600,
+        issuer: str | None = None,
+    ) -> Path:
+        """Write :meth:`federated_token` to `path`, or to a new owner-only file; return the path.
 
         As the AKS webhook projects it for `AZURE_FEDERATED_TOKEN_FILE`. A file of the emulator's
         own is deleted when the emulator stops.
         """
-        token = self.federated_token(**claims)
+        token = self.federated_token(subject, audience=audience, lifetime=lifetime, issuer=issuer)
         if path is None:
             if self._token_dir is None:
                 self._token_dir = Path(tempfile.mkdtemp(prefix="polysync-emulator-tokens-"))
