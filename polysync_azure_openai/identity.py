@@ -149,7 +149,8 @@ def parse_auth(r: AttributeReader, platform: Any, cloud: Cloud) -> AuthConfig:
             raise ConfigurationError(
                 f"Platform '{r.platform_name}': authentication method '{method}' needs the host's "
                 "identity, but the host passed no credential. Check that the Polysync host has a "
-                "service principal configured, or choose 'Service Principal' or 'Certificate'."
+                "service principal configured, or choose 'Service Principal', 'Certificate', 'Managed Identity' "
+                "or 'Workload Identity'."
             )
         return AuthConfig(method=method, host_credential=credential)
     if method == API_KEY:
