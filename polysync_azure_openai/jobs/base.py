@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Final
 
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
+from ..http import RetryMode, data_plane, dumps, read_json, response_request_id
 from ..identity import API_KEY
 from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, json_type, lone_surrogate, shown
 from ..manifest import JobTypeSpec, job_type_spec
@@ -229,8 +230,6 @@ class SynchronousService(JobService):
         raise NotImplementedError
 
     def submit(self, platform: Any, job: Any, parameters: Mapping[str, Any], run_key: str) -> RunResult:
-        from ..http import data_plane
-
         config = PlatformConfig.from_host(platform)
         job_input = JobInput(job, parameters)
         deployment = self.deployment(job, job_input)
@@ -259,8 +258,6 @@ class SynchronousService(JobService):
         )
 
     def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        from ..http import RetryMode, dumps, read_json, response_request_id
-
         response = client.send(
             "POST",
             f"/openai/deployments/{deployment}/{self.path_suffix}",
