@@ -268,24 +268,23 @@ class SynchronousService(JobService):
         return read_json(response, f"The {self.operation} answer"), response_request_id(response)
 
     def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult:
-        status = run_ids.decode_sync(run_id, self.name).status
-        return RunResult(
-            run_id=run_id,
-            status=status,
-            outputs={},
-            message=f"{self.name} runs finish within submit; this status is read from the RunId "
+        return self._from_run_id(
+            run_id,
+            f"{self.name} runs finish within submit; this status is read from the RunId "
             "(the outputs were recorded when the run ended).",
         )
 
     def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult:
-        status = run_ids.decode_sync(run_id, self.name).status
-        return RunResult(
-            run_id=run_id,
-            status=status,
-            outputs={},
-            message=f"Cancel is not supported for {self.name}: the run finished within submit "
-            f"with status {status}; nothing was sent to Azure.",
+        return self._from_run_id(
+            run_id,
+            f"Cancel is not supported for {self.name}: the run finished within submit "
+            "with status {status}; nothing was sent to Azure.",
         )
+
+    def _from_run_id(self, run_id: str, message: str) -> RunResult:
+        """The outcome a synchronous RunId records; ``{status}`` in ``message`` names it."""
+        status = run_ids.decode_sync(run_id, self.name).status
+        return RunResult(run_id=run_id, status=status, outputs={}, message=message.format(status=status))
 
     def check_run_id(self, run_id: str) -> None:
         run_ids.decode_sync(run_id, self.name)
