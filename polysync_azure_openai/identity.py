@@ -76,6 +76,14 @@ class AuthConfig:
     environment: tuple[str | None, ...] = attrs.field(default=(), repr=False)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values no text from a server may carry back (the token cache adds its tokens)."""
+        named = dict(zip(MANAGED_IDENTITY_VARIABLES, self.environment, strict=False)) if self.method == MANAGED_IDENTITY else {}
+        # The identity endpoint's secret header reaches the plugin only through the environment.
+        held = (named.get("IDENTITY_HEADER"), named.get("MSI_SECRET"))
+        return tuple(v for v in (self.client_secret, self.api_key, self.certificate_password, *held) if v)
+
+    @property
     def identity_key(self) -> Hashable:
         """Equal for two platforms that authenticate as the same identity (spec §1.1)."""
         if self.method == POLYSYNC_SERVICE_PRINCIPAL:
