@@ -183,6 +183,25 @@ def test_an_error_body_echoing_the_key_is_redacted(pm: pluggy.PluginManager, emu
     assert leaks([result.message], [emu.api_key]) == []
 
 
+def test_an_identity_endpoint_echoing_identity_header_is_redacted(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polysync_azure_openai.emulator.faults import Status
+    from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
+
+    from .test_keyless_auth import mi_platform
+
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    echo = {"statusCode": 400, "message": f"Header {emu.identity_header} is not valid here."}
+    emu.inject(Status(400, body=echo), kind="msi.token")
+    result = pm.hook.submit(platform=mi_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Failed" and "Header *** is not valid here" in (result.message or "")
+    assert leaks([result.message or ""], [emu.identity_header]) == []
+
+
 def test_certificate_and_its_password_never_leak(
     pm: pluggy.PluginManager, emu: Emulator, debug_logs: pytest.LogCaptureFixture
 ) -> None:
