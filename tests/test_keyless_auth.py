@@ -7,6 +7,7 @@ IDENTITY_HEADER, the AKS webhook's AZURE_FEDERATED_TOKEN_FILE, set with monkeypa
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -288,13 +289,16 @@ def test_a_wrong_identity_header_gets_the_restart_advice(
 def test_a_worker_without_a_managed_identity_endpoint_is_told_so(
     pm: pluggy.PluginManager, emu: Emulator, clean_env: pytest.MonkeyPatch
 ) -> None:
-    # No IDENTITY_ENDPOINT: azure-identity asks IMDS, here a loopback port nobody listens on.
-    clean_env.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9")
-    result = chat(pm, mi_platform(emu, Max_Retries="0"))
-    assert result.status == "Failed"
-    assert "no managed identity endpoint answered" in (result.message or "")
-    with pytest.raises(RemoteError) as info:
-        imported(pm, mi_platform(emu, Max_Retries="0"))
+    # No IDENTITY_ENDPOINT: azure-identity asks IMDS, here a loopback port bound but not
+    # listening, so every connection is refused.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        clean_env.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{closed.getsockname()[1]}")
+        result = chat(pm, mi_platform(emu, Max_Retries="0"))
+        assert result.status == "Failed"
+        assert "no managed identity endpoint answered" in (result.message or "")
+        with pytest.raises(RemoteError) as info:
+            imported(pm, mi_platform(emu, Max_Retries="0"))
     assert "IDENTITY_ENDPOINT" in str(info.value)
 
 
