@@ -153,10 +153,8 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
     if _not_json(exc):
         # MSAL parses every answer as JSON: a redirect or a proxy's HTML page reads as
         # "Expecting value: line 1 column 1", which tells an operator nothing.
-        text = (
-            f"the authority {auth.authority} did not answer with JSON (a redirect, a proxy's sign-in "
-            "or error page, or an outage page)"
-        )
+        source = "the managed identity endpoint" if auth.method == MANAGED_IDENTITY else f"the authority {auth.authority}"
+        text = f"{source} did not answer with JSON (a redirect, a proxy's sign-in or error page, or an outage page)"
         code = "NonJsonTokenAnswer"
     message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text).rstrip('.')}"
     detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text, auth))

@@ -84,6 +84,17 @@ def _managed_identity_advice(text: str, client_id: str | None) -> str:
             "the identity endpoint refused IDENTITY_HEADER: restart the worker so that it runs with the "
             "IDENTITY_ENDPOINT and IDENTITY_HEADER its Azure host set for it now."
         )
+    if "did not answer with JSON" in text:
+        return (
+            "something other than the host's identity endpoint answers there: check that no proxy intercepts "
+            "IDENTITY_ENDPOINT or IMDS (list them in NO_PROXY), then restart the worker."
+        )
+    if "Token request error" in text:
+        # The endpoint answered, with something other than a token: it is there, but failing.
+        return (
+            "the worker's managed identity endpoint answered with an error; raise 'Max Retries' if it passes, "
+            "and restart the worker if it persists."
+        )
     return NO_MANAGED_IDENTITY
 
 

@@ -19,7 +19,7 @@ import pytest
 from polysync_azure_openai.cli.host import Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.cli import platform_attributes
-from polysync_azure_openai.emulator.faults import Delay, Status
+from polysync_azure_openai.emulator.faults import Delay, HtmlPage, Status
 from polysync_azure_openai.errors import ConfigurationError, RemoteError
 from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
 from polysync_azure_openai.jobs import CHAT, EMBEDDING
@@ -300,6 +300,23 @@ def test_a_worker_without_a_managed_identity_endpoint_is_told_so(
         with pytest.raises(RemoteError) as info:
             imported(pm, mi_platform(emu, Max_Retries="0"))
     assert "IDENTITY_ENDPOINT" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("fault", "says", "fix"),
+    [
+        pytest.param(Status(500, body={"statusCode": 500, "message": "boom"}), "HTTP 500", "answered with an error", id="500"),
+        pytest.param(HtmlPage(200), "the managed identity endpoint did not answer with JSON", "NO_PROXY", id="html-page"),
+    ],
+)
+def test_an_identity_endpoint_that_fails_is_not_called_absent(
+    pm: pluggy.PluginManager, emu: Emulator, on_app_service: pytest.MonkeyPatch, fault: object, says: str, fix: str
+) -> None:
+    emu.inject(fault, kind="msi.token")  # type: ignore[arg-type]
+    result = chat(pm, mi_platform(emu, Max_Retries="0"))
+    message = result.message or ""
+    assert result.status == "Failed" and says in message and fix in message
+    assert "no managed identity endpoint answered" not in message
 
 
 @pytest.mark.parametrize(
