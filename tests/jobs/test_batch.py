@@ -310,12 +310,6 @@ def test_a_resubmit_49_hours_later_starts_a_new_batch(pm: pluggy.PluginManager, 
     assert creates(history) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: find_by_run_key tests the run_key before the age, so the first batch past the "
-    "48 h window is still re-attached when it is the run's own (spec §4: a re-submit more than 48 hours "
-    "later starts a new batch); testing the age first fixes it",
-)
 def test_a_lone_batch_49_hours_old_is_not_reattached(pm: pluggy.PluginManager, history: Emulator) -> None:
     platform = sp_platform(history)
     file_id = history.add_file(jsonl(2))
