@@ -100,14 +100,15 @@ class MultipartStream(io.RawIOBase):
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
-        self.file_size = os.fstat(handle.fileno()).st_size
+        self._origin = handle.tell()
+        self.file_size = handle.seek(0, io.SEEK_END) - self._origin
+        handle.seek(self._origin)
         self._parts: list[tuple[int, BinaryIO]] = [
             (len(head), io.BytesIO(head)),
             (self.file_size, handle),
             (len(tail), io.BytesIO(tail)),
         ]
         self._length = len(head) + self.file_size + len(tail)
-        self._origin = handle.tell()
         self._position = 0
 
     def __len__(self) -> int:

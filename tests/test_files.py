@@ -128,4 +128,3 @@ def test_a_lost_upload_answer_is_looked_up_by_name_not_sent_again(tmp_path: Path
     assert len(uploads) == 1  # stored once; the lost answer was found by the file's name
     assert emu.file(info.id)["filename"] == "requests.jsonl"
     assert [f.id for f in api(emu).listing() if f.filename == "requests.jsonl"] == [info.id]
-

@@ -432,6 +432,26 @@ def _validate_response_format(body: dict[str, Any], api_version: str | None) -> 
         )
 
 
+def _json_answer(schema: Any, text: str, depth: int = 0) -> Any:
+    """An instance of a JSON Schema's shape (an object with `answer` without one), filled with `text`."""
+    if not isinstance(schema, dict) or depth > 8:
+        return {"answer": text}
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties")
+        fields = properties if isinstance(properties, dict) else {}
+        return {name: _json_answer(sub, text, depth + 1) for name, sub in fields.items()}
+    if kind == "array":
+        return [_json_answer(schema.get("items"), text, depth + 1)]
+    if kind in ("integer", "number"):
+        return 7
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return text
+
+
 # Small: a vector costs ~0.2 ms to derive (its JSON costs four times that) but ~50 kB to keep.
 @functools.lru_cache(maxsize=256)
 def embedding_vector(text: str, dimensions: int) -> tuple[float, ...]:
@@ -608,6 +628,11 @@ class DataPlaneService:
             return prompt_blocked()
         prompt_tokens = sum(count_tokens(message["content"]) + 4 for message in messages) + 3
         answer = self._answer(messages, user_texts)
+        requested = body.get("response_format")
+        if isinstance(requested, dict) and requested.get("type") in ("json_object", "json_schema"):
+            # A JSON format gets JSON; the token limit can still cut it short, as Azure's models do.
+            schema = (requested.get("json_schema") or {}).get("schema") if requested["type"] == "json_schema" else None
+            answer = json.dumps(_json_answer(schema, answer))
         words = answer.split()
         limit = max_completion_tokens or max_tokens
         # Reasoning comes first and counts against the same budget as the visible answer.
