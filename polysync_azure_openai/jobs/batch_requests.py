@@ -39,6 +39,15 @@ PARAMETER: Final = "parameter 'requests'"
 _DEFAULT_ID: Final = re.compile(r"row-(0|[1-9][0-9]{0,6})", re.ASCII)
 
 
+def _as_json(value: Any) -> str:
+    """A value from the caller's JSON, shown in JSON's notation (true, not True)."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
 def default_custom_id(index: int) -> str:
     return f"row-{index}"
 
@@ -240,12 +249,12 @@ class LineBuilder:
 
     def _max_tokens(self, index: int, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000_000:
-            raise self.fail(index, f"has max_tokens {shown(value)}", "Use a whole number from 1 to 10000000.")
+            raise self.fail(index, f"has max_tokens {_as_json(value)}", "Use a whole number from 1 to 10000000.")
         return value
 
     def _temperature(self, index: int, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 2:
-            raise self.fail(index, f"has temperature {shown(value)}", "Use a number from 0 to 2.")
+            raise self.fail(index, f"has temperature {_as_json(value)}", "Use a number from 0 to 2.")
         if self.defaults is not None and self.defaults.reasoning:
             raise self.fail(index, "has a temperature, which a reasoning model refuses", "Leave temperature out.")
         return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -70,8 +71,28 @@ def submit_rows(
         created = min((int(f.created_at.timestamp()) for f in uploaded if f.created_at), default=int(api.now()))
         run = run_ids.RowsRunId(deployment, url, window, created, plan.counts, plan.plan, run_key)
     sharded = ShardedRun(run, api, files)
-    view = sharded.wait_for_files(sharded.observe(with_files=True))
-    return move_on(sharded, view, max_results_bytes)
+    try:
+        view = sharded.wait_for_files(sharded.observe(with_files=True))
+        return move_on(sharded, view, max_results_bytes)
+    except RemoteError as exc:
+        # The files are there, and batches may be: never Failed now; the next poll goes on (§A).
+        return RunResult(
+            run_id=str(run),
+            status=RUNNING,
+            outputs={**_v010_outputs(run), **empty_outputs()},
+            message=f"The input files are uploaded; creating the batches failed for now ({exc.detail.describe()}). "
+            "The next status read creates what is missing.",
+        )
+
+
+def _v010_outputs(run: run_ids.RowsRunId) -> dict[str, Any]:
+    return {
+        "output_file_id": None,
+        "error_file_id": None,
+        "request_counts_total": run.rows,
+        "request_counts_completed": 0,
+        "request_counts_failed": 0,
+    }
 
 
 def _upload_shards(files: FilesApi, plan: RequestsPlan, run_key: str) -> list[FileInfo]:
@@ -111,8 +132,8 @@ def cancel_rows(config: PlatformConfig, run: run_ids.RowsRunId, max_results_byte
 
 
 def move_on(sharded: ShardedRun, view: RunView, max_results_bytes: int) -> RunResult:
-    view, notes = sharded.advance(view)
-    return finish(sharded, view, summarize(view, notes), max_results_bytes)
+    advanced = sharded.advance(view)
+    return finish(sharded, advanced.view, summarize(advanced.view, advanced.notes, advanced.refused), max_results_bytes)
 
 
 def _with_message(result: RunResult, message: str) -> RunResult:
@@ -124,12 +145,14 @@ def _with_message(result: RunResult, message: str) -> RunResult:
 # -- what a reading says -----------------------------------------------------------------------------
 
 
-def _shard_label(view: RunView, shard: ShardState) -> str:
+def _shard_label(view: RunView, shard: ShardState, refused: Mapping[int, str]) -> str:
     current = shard.current
     if current is not None:
         return IN_FLIGHT_LABEL if not current.terminal else current.status
     if view.cancelled:
         return "cancelled"
+    if shard.number in refused:
+        return "refused by Azure"
     if shard.refusals:
         decision = quota_decision(shard, view.others(shard), view.now)
         return "refused for quota" if decision == GIVE_UP else "waiting for quota"
@@ -143,13 +166,13 @@ def _shard_label(view: RunView, shard: ShardState) -> str:
     return "not created yet"
 
 
-FATAL_LABELS: Final = frozenset({"refused for quota", "input file missing", "input file refused"})
+FATAL_LABELS: Final = frozenset({"refused for quota", "refused by Azure", "input file missing", "input file refused"})
 
 
-def summarize(view: RunView, notes: list[str]) -> RunResult:
+def summarize(view: RunView, notes: list[str], refused: Mapping[int, str] | None = None) -> RunResult:
     """The run's status, 0.1.0 outputs and message from one reading (results come in ``finish``)."""
     run = view.run
-    labels = [_shard_label(view, shard) for shard in view.shards]
+    labels = [_shard_label(view, shard, refused or {}) for shard in view.shards]
     currents = [shard.current for shard in view.shards if shard.current is not None]
     completed = sum(b.completed or 0 for b in currents)
     failed = sum(b.failed or 0 for b in currents)
@@ -181,6 +204,8 @@ def summarize(view: RunView, notes: list[str]) -> RunResult:
     for shard, label in fatal:
         if label == "refused for quota":
             message += " " + describe_refusal_failure(shard, run)
+        elif label == "refused by Azure":
+            message += f" Azure refused to create shard {shard.number}'s batch: {(refused or {})[shard.number]}."
         elif label == "input file missing":
             message += f" Shard {shard.number}'s input file {input_name(run.run_key, shard.number)} is gone from the resource."
         else:

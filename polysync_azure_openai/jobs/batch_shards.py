@@ -158,6 +158,15 @@ class RunView:
         return [other for other in self.shards if other.number != shard.number]
 
 
+@attrs.frozen
+class Advanced:
+    """A reading after ``advance``: the run, notes on what Azure said, shards whose create it refused."""
+
+    view: RunView
+    notes: list[str]
+    refused: dict[int, str]
+
+
 class ShardedRun:
     """Reads and moves one run from ``requests``; every decision comes from a fresh reading of Azure."""
 
@@ -214,16 +223,18 @@ class ShardedRun:
 
     # -- moving it on --------------------------------------------------------------------------------
 
-    def advance(self, view: RunView) -> tuple[RunView, list[str]]:
-        """Create every shard whose turn it is; return the new reading and notes for the run message.
+    def advance(self, view: RunView) -> Advanced:
+        """Create every shard whose turn it is; return the new reading and what Azure said.
 
         Shards are created in order; one waiting for quota holds back the ones after it, which
         would only be refused too. A shard whose input file Azure is still processing waits for
-        a later poll.
+        a later poll. A create Azure refuses for another reason ends that shard's hopes for this
+        reading (the next reading tries again: nothing in Azure records such a refusal).
         """
         notes: list[str] = []
+        refused: dict[int, str] = {}
         if view.cancelled:
-            return view, notes
+            return Advanced(view, notes, refused)
         created: list[Batch] = []
         for shard in view.shards:
             if shard.current is not None:
@@ -244,15 +255,18 @@ class ShardedRun:
                     {RUN_KEY_METADATA: self.run.run_key, SHARD_METADATA: f"{shard.number}/{self.run.shards}"},
                 )
             except AzureServiceError as exc:
-                if exc.detail.code != TOKEN_LIMIT_EXCEEDED:
+                if exc.transient:
                     raise
-                self._record_refusal(view, shard, exc)
+                if exc.detail.code != TOKEN_LIMIT_EXCEEDED:
+                    refused[shard.number] = exc.detail.describe()
+                    continue
                 notes.append(f"shard {shard.number}: {exc.detail.describe()}")
+                self._record_refusal(view, shard, exc)
                 break
             log.info("Created batch %s for shard %d/%d", batch.id, shard.number, self.run.shards)
             created.append(batch)
         if not created and not notes:
-            return view, notes
+            return Advanced(view, notes, refused)
         after = self.observe(with_files=True)
         if created and after.cancelled:
             # The cancel marker appeared while these were being created: undo them.
@@ -260,7 +274,7 @@ class ShardedRun:
                 log.warning("The run was cancelled while batch %s was being created; cancelling it", batch.id)
                 self._cancel_batch(batch)
             after = self.observe(with_files=True)
-        return after, notes
+        return Advanced(after, notes, refused)
 
     def _record_refusal(self, view: RunView, shard: ShardState, exc: AzureServiceError) -> None:
         """A refusal at create leaves nothing in Azure: a marker file records it (and Azure's words)."""

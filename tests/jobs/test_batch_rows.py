@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pluggy
@@ -310,3 +312,58 @@ def test_run_keys_of_any_text_travel_in_the_run_id(pm: pluggy.PluginManager, emu
     decoded = run_ids.decode_batch(submitted.run_id, BATCH)
     assert isinstance(decoded, run_ids.RowsRunId) and decoded.run_key == run_key
     assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
+
+
+REPOLL = """
+import json, sys
+from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
+
+spec = json.load(sys.stdin)
+platform = Platform(name="emulator", auth_method="Service Principal", attributes=spec["attributes"])
+job = Job(**spec["job"])
+result = plugin_manager().hook.get_status(platform=platform, job=job, run_id=spec["run_id"])
+json.dump({"status": result.status, "outputs": dict(result.outputs), "message": result.message}, sys.stdout)
+"""
+
+
+def test_a_re_poll_in_a_fresh_process_returns_identical_results(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    attributes = {"OpenAI_Max_Requests_Per_Batch": "7"}
+    requests = [*prompts(20), {"user_prompt": "EMULATOR_BLOCK", "custom_id": "blocked"}]
+    submitted = submit(pm, platform, requests, **attributes)
+    done = until_ended(pm, emu, platform, submitted.run_id, **attributes)
+    assert done.status == "Success" and len(done.outputs["output_file_ids"]) == 3
+    spec = {
+        "attributes": dict(platform.attributes),  # the secret goes through stdin, never argv
+        "job": {"job_type": BATCH, "external_id": "gpt-4o-batch::batch", "name": "gpt-4o-batch::batch"},
+        "run_id": submitted.run_id,
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", REPOLL], input=json.dumps(spec), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    again = json.loads(child.stdout)
+    assert again["status"] == "Success"
+    assert again["outputs"] == json.loads(json.dumps(dict(done.outputs)))
+    assert again["outputs"]["results"][-1]["status"] == "content_filtered"
+
+
+def test_every_0_1_0_run_id_still_works_through_the_hooks(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    from .test_batch import jsonl
+
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(3))
+    batch_run = pm.hook.submit(platform=platform, job=rows_job(), parameters={"input_file_id": file_id}, run_key="old")
+    assert batch_run.run_id.startswith("batch_")
+    emu.advance(60)
+    assert status(pm, platform, batch_run.run_id).status == "Success"
+    assert pm.hook.cancel(platform=platform, job=rows_job(), run_id=batch_run.run_id).status == "Success"
+    assert pm.hook.monitor_url(platform=platform, job=rows_job(), run_id=batch_run.run_id).endswith("/overview")
+    failed = "gpt-4o-batch#batch#Failed"
+    assert status(pm, platform, failed).status == "Failed"
+    assert pm.hook.cancel(platform=platform, job=rows_job(), run_id=failed).status == "Failed"
+    for kind, external in (("Azure OpenAI Chat Completion", "gpt-4o"), ("Azure OpenAI Embedding", "embed-small")):
+        for outcome in ("Success", "Failed"):
+            run_id = f"{external}#sync#{outcome}"
+            assert pm.hook.get_status(platform=platform, job=job(kind, external), run_id=run_id).status == outcome
+            assert pm.hook.cancel(platform=platform, job=job(kind, external), run_id=run_id).status == outcome
