@@ -43,6 +43,11 @@ class AuthConfig:
     host_credential: Any = attrs.field(default=None, repr=False, eq=False)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values no text from a server may carry back (the token cache adds its tokens)."""
+        return tuple(v for v in (self.client_secret, self.api_key, self.certificate_password) if v)
+
+    @property
     def identity_key(self) -> Hashable:
         """Equal for two platforms that authenticate as the same identity (spec §1.1)."""
         if self.method == POLYSYNC_SERVICE_PRINCIPAL:

@@ -35,6 +35,11 @@ def token_advice(code: str | None, text: str) -> str:
             "the authority's TLS certificate is not trusted; for a private CA point "
             "REQUESTS_CA_BUNDLE at a bundle holding it and the public CAs."
         )
+    if code == "NonJsonTokenAnswer":
+        return (
+            "check 'Authority Host' (or 'Azure Cloud') and any proxy between the workers and "
+            "Microsoft Entra ID: the token endpoint must answer itself, not redirect."
+        )
     if code == "AADSTS7000222":
         return "the client secret has expired; create a new one and update 'Client Secret'."
     return ""

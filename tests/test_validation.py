@@ -114,6 +114,7 @@ ROWS = [
     Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries'", "whole number")),
     Row("retries-huge", "platform", "Max Retries", "99", "2", ("'Max Retries'", "from 0 to 10")),
     Row("retries-eleven", "platform", "Max Retries", "11", "10", ("'Max Retries'", "from 0 to 10")),
+    Row("retries-5000-digits", "platform", "Max Retries", "1" * 5000, "1", ("'Max Retries'", "whole number")),
     # Python's \d and float() take these; Azure and the spec do not.
     Row("retries-arabic-digit", "platform", "Max Retries", "\u0663", "3", ("'Max Retries'", "whole number")),
     Row(
@@ -152,6 +153,7 @@ ROWS = [
     Row("max-tokens-decimal", "job", "OpenAI Max Tokens", "1.0", "16", ("'OpenAI Max Tokens'", "'1.0'", "whole number")),
     Row("max-tokens-negative", "job", "OpenAI Max Tokens", "-1", "16", ("'OpenAI Max Tokens'",)),
     Row("max-tokens-zero", "job", "OpenAI Max Tokens", "0", "16", ("'OpenAI Max Tokens'",)),
+    Row("max-tokens-5000-digits", "job", "OpenAI Max Tokens", "9" * 5000, "16", ("'OpenAI Max Tokens'", "whole number")),
     Row("max-tokens-text", "job", "OpenAI Max Tokens", "many", "16", ("'OpenAI Max Tokens'",)),
     Row("temperature-high", "job", "OpenAI Temperature", "2.5", "2", ("'OpenAI Temperature'", "from 0 to 2")),
     Row("temperature-negative", "job", "OpenAI Temperature", "-0.1", "0", ("'OpenAI Temperature'",)),
