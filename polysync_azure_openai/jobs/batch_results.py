@@ -14,7 +14,7 @@ import array
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -126,10 +126,11 @@ def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int) -> t
     return outputs, (size if results is None else None)
 
 
-def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes]) -> Tally:
-    """Every row as one JSON line, streamed to ``handle``."""
+def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes], scrub: Callable[[Any], Any] = lambda row: row) -> Tally:
+    """Every row (through ``scrub``) as one JSON line, streamed to ``handle``."""
     tally = Tally()
     for row in iter_rows(plan, files):
+        row = scrub(row)
         tally.add(row)
         handle.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
     return tally

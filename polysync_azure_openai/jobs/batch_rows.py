@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
-from ..errors import RemoteError
+from ..errors import ConfigurationError, RemoteError
 from ..files import FileInfo, FilesApi
 from ..platform import PlatformConfig
 from ..results import CANCELLED, FAILED, RUNNING, SUCCESS, UNKNOWN, RunResult
@@ -23,7 +23,7 @@ from . import run_ids
 from .base import JobInput
 from .batch_api import BatchApi
 from .batch_requests import LineBuilder, RequestsPlan, write_shards
-from .batch_results import JoinPlan, JoinUnavailable, ShardFiles, empty_outputs, joined_outputs
+from .batch_results import JoinPlan, JoinUnavailable, ShardFiles, Tally, empty_outputs, joined_outputs, write_jsonl
 from .batch_shards import GIVE_UP, RunView, ShardedRun, ShardState, describe_refusal_failure, input_name, quota_decision
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,11 @@ def finish(sharded: ShardedRun, view: RunView, result: RunResult, max_results_by
     """The results of an ended run joined into its outputs; a failed download keeps polling."""
     if result.status == RUNNING:
         return result
+    return join_into(result, join_plan(sharded, view), sharded.files, max_results_bytes, str(view.run))
+
+
+def join_plan(sharded: ShardedRun, view: RunView) -> JoinPlan:
+    """What the join reads of an ended run: each shard's rows and files."""
     run = view.run
     shards = []
     for shard in view.shards:
@@ -258,8 +263,7 @@ def finish(sharded: ShardedRun, view: RunView, result: RunResult, max_results_by
                 error_file_id=current.error_file_id if current else None,
             )
         )
-    plan = JoinPlan(run.url.endswith("/chat/completions"), run.default_ids, run.json_formats, tuple(shards))
-    return join_into(result, plan, sharded.files, max_results_bytes, str(run))
+    return JoinPlan(run.url.endswith("/chat/completions"), run.default_ids, run.json_formats, tuple(shards))
 
 
 def join_into(result: RunResult, plan: JoinPlan, files: FilesApi, max_results_bytes: int, run_id: str) -> RunResult:
@@ -296,3 +300,32 @@ def file_run_plan(batch: Any, endpoint: str) -> JoinPlan:
     """A 0.1.0 batch from an uploaded file: one shard, its order from the input file."""
     shard = ShardFiles(1, 0, batch.total or 0, batch.input_file_id, batch.output_file_id, batch.error_file_id)
     return JoinPlan((batch.endpoint or endpoint).endswith("/chat/completions"), False, "m", (shard,))
+
+
+def export_results(config: PlatformConfig, run_id: str, handle: IO[bytes]) -> tuple[RunResult, Tally | None]:
+    """Write the joined rows of any ended batch run to ``handle``, one JSON line each, streamed.
+
+    Returns the run's status read, and the counts when it had ended (None when it had not: then
+    nothing is written). Every row is scrubbed of the platform's secrets, as outputs are.
+    """
+    from ..auth import redactor_for
+    from ..http import data_plane
+    from . import BATCH
+
+    decoded = run_ids.decode_batch(run_id, BATCH)
+    if isinstance(decoded, run_ids.LocalRunId):
+        raise ConfigurationError(f"RunId {run_id!r} names a run whose batch was never created: it has no results.")
+    api = BatchApi(data_plane(config), config)
+    files = _files_api(config)
+    if isinstance(decoded, run_ids.RowsRunId):
+        sharded = ShardedRun(decoded, api, files)
+        view = sharded.observe()
+        result = summarize(view, [])
+        plan = join_plan(sharded, view) if result.status != RUNNING else None
+    else:
+        batch = api.get(decoded)
+        result = batch.to_result()
+        plan = file_run_plan(batch, "/chat/completions") if batch.terminal else None
+    if plan is None:
+        return result, None
+    return result, write_jsonl(plan, files, handle, redactor_for(config).value)

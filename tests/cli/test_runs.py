@@ -163,6 +163,7 @@ COMMANDS = [
     ["batch"],
     ["batch", "upload"],
     ["batch", "download"],
+    ["batch", "results"],
     ["demo"],
     ["emulator"],
 ]
