@@ -197,7 +197,7 @@ def summarize(view: RunView, notes: list[str], refused: Mapping[int, str] | None
     for shard, label in zip(view.shards, labels, strict=True):
         if label == "waiting for quota":
             message += (
-                f" Shard {shard.number} waits for the enqueued-token quota ({shard.refusal_text()}; refused "
+                f" Shard {shard.number} waits for the enqueued-token quota ({shard.refusal_text(whole=False)}; refused "
                 f"{len(shard.refusals)} time(s)): it is created again when another shard finishes or 5 minutes after "
                 "the refusal."
             )

@@ -111,11 +111,15 @@ class ShardState:
     def waiting_for_quota(self) -> bool:
         return self.current is None and bool(self.refusals)
 
-    def refusal_text(self) -> str:
+    def refusal_text(self, *, whole: bool = True) -> str:
+        """Azure's words on the last refusal in validation (its first sentence unless ``whole``)."""
         for batch in self.batches:
             if batch.quota_refused:
                 error = next(e for e in batch.errors if e.get("code") == TOKEN_LIMIT_EXCEEDED)
-                return f"{TOKEN_LIMIT_EXCEEDED}: {error.get('message') or 'no message'} (batch {batch.id})"
+                text = str(error.get("message") or "no message")
+                if not whole:
+                    text = text.split(". ", 1)[0].rstrip(".") + "."
+                return f"{TOKEN_LIMIT_EXCEEDED}: {text} (batch {batch.id})"
         return f"{TOKEN_LIMIT_EXCEEDED}: Azure refused to create the batch (enqueued-token quota)"
 
 
@@ -227,20 +231,24 @@ class ShardedRun:
         """Create every shard whose turn it is; return the new reading and what Azure said.
 
         Shards are created in order; one waiting for quota holds back the ones after it, which
-        would only be refused too. A shard whose input file Azure is still processing waits for
-        a later poll. A create Azure refuses for another reason ends that shard's hopes for this
-        reading (the next reading tries again: nothing in Azure records such a refusal).
+        would only be refused too. Of the shards refused for quota, one at a time is tried
+        again, and only while no shard of the run is validating: the quota that attempt finds
+        decides for the others, so waiting shards do not spend their refusals on one freed slot.
+        A shard whose input file Azure is still processing waits for a later poll. A create
+        Azure refuses for another reason ends that shard's hopes for this reading (the next
+        reading tries again: nothing in Azure records such a refusal).
         """
         notes: list[str] = []
         refused: dict[int, str] = {}
         if view.cancelled:
             return Advanced(view, notes, refused)
         created: list[Batch] = []
+        validating = any(s.current is not None and s.current.status == "validating" for s in view.shards)
         for shard in view.shards:
             if shard.current is not None:
                 continue
-            decision = quota_decision(shard, view.others(shard), view.now) if shard.refusals else RETRY
-            if decision != RETRY:
+            retry = bool(shard.refusals)
+            if retry and (validating or quota_decision(shard, view.others(shard), view.now) != RETRY):
                 break
             if view.files is None:
                 return self.advance(self.observe(with_files=True))
@@ -265,6 +273,8 @@ class ShardedRun:
                 break
             log.info("Created batch %s for shard %d/%d", batch.id, shard.number, self.run.shards)
             created.append(batch)
+            if retry:
+                break
         if not created and not notes:
             return Advanced(view, notes, refused)
         after = self.observe(with_files=True)

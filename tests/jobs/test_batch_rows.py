@@ -208,6 +208,19 @@ def test_a_quota_refusal_in_validation_waits_and_resolves(pm: pluggy.PluginManag
     assert len(run_batches(emu, "run-1")) == 5  # the refused shard was created once more
 
 
+def test_waiting_shards_are_tried_again_one_at_a_time(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 100 * PROMPT_TOKENS)  # one shard at a time
+    submitted = submit(pm, platform, prompts(400), OpenAI_Max_Requests_Per_Batch="100")
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and done.outputs["succeeded_count"] == 400
+    attempts: dict[str, int] = {}
+    for batch in run_batches(emu, "run-1"):
+        attempts[batch["metadata"]["polysync_shard"]] = attempts.get(batch["metadata"]["polysync_shard"], 0) + 1
+    # Refused once in validation each, then tried again in turn as the quota freed: never refused twice.
+    assert attempts == {"1/4": 1, "2/4": 2, "3/4": 2, "4/4": 2}
+
+
 def test_a_fail_fast_quota_refusal_is_recorded_and_resolves(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     emu.set_batch_token_quota("gpt-4o-batch", 300 * PROMPT_TOKENS, fail_fast=True)
