@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -37,6 +38,10 @@ EMBEDDING_ITEM_KEYS: Final = frozenset({"input", "custom_id"})
 REASONING_REFUSED: Final = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "logit_bias")
 PARAMETER: Final = "parameter 'requests'"
 _DEFAULT_ID: Final = re.compile(r"row-(0|[1-9][0-9]{0,6})", re.ASCII)
+#: How every batch line is written: compact, UTF-8 as is, no NaN (Azure's parser refuses it).
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+LONE_SURROGATE: Final = "contains a lone surrogate, which is not text UTF-8 can carry"
+SURROGATE_FIX: Final = "Fix the upstream output that made it."
 
 
 def _as_json(value: Any) -> str:
@@ -149,6 +154,37 @@ class LineBuilder:
                 "Set 'OpenAI Batch Endpoint' to match the deployment's model, or use another deployment.",
             )
         self.defaults = ChatDefaults.from_job(job_input) if self.chat else None
+        self._template = self._plain_template()
+        #: Whether a plain string item asks for a JSON answer (the job's response format).
+        self.plain_wants_json = self.defaults is not None and self.defaults.response_format is not None
+
+    def _plain_template(self) -> tuple[str, str, str]:
+        """A string item's line around its index and its text, taken from the general path once.
+
+        Rows from an upstream task are mostly plain strings; writing them from this template
+        costs one escape of the text instead of an encoder walk over a dict per line, and
+        gives the very bytes the general path gives (a test compares them).
+        """
+        probe = "\ue000text\ue001"
+        line = self.line(0, probe)[1]
+        line["custom_id"] = "\ue000id\ue001"
+        text = _ENCODER.encode(line)
+        head, rest = text.split(_ENCODER.encode(line["custom_id"]))
+        middle, tail = rest.split(_ENCODER.encode(probe))
+        return head, middle, tail + "\n"
+
+    def plain_line(self, index: int, text: str) -> bytes:
+        """A string item's line: the template filled, with the general path's checks."""
+        if not text.strip():
+            key = "user_prompt" if self.chat else "input"
+            raise self.fail(index, f"has an empty '{key}'", f"Give '{key}' as non-empty text, or drop the item.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise self.fail(index, f"is {len(text):,} characters, more than {MAX_TEXT_CHARS:,}", "Shorten it.")
+        head, middle, tail = self._template
+        try:
+            return f'{head}"row-{index}"{middle}{encode_basestring(text)}{tail}'.encode()
+        except UnicodeEncodeError:
+            raise self.fail(index, LONE_SURROGATE, SURROGATE_FIX) from None
 
     def fail(self, index: int, problem: str, fix: str) -> Exception:
         return self.job_input.fail(f"{PARAMETER} item {index}", problem, fix)
@@ -318,15 +354,21 @@ def write_shards(
     default_ids = True
     try:
         for index, item in enumerate(value):
-            custom_id, line = builder.line(index, item)
-            if custom_id is not None:
-                first = own_ids.setdefault(custom_id, index)
-                if first != index:
-                    raise builder.fail(index, f"has custom_id {custom_id!r}, as item {first} has", "Make every custom_id unique.")
-                default_ids = default_ids and custom_id == default_custom_id(index)
-            if builder.chat and chat_options.wants_json(line["body"]):
-                json_rows += 1
-            encoded = _encode(builder, index, line)
+            if isinstance(item, str):
+                encoded = builder.plain_line(index, item)
+                json_rows += builder.plain_wants_json
+            else:
+                custom_id, line = builder.line(index, item)
+                if custom_id is not None:
+                    first = own_ids.setdefault(custom_id, index)
+                    if first != index:
+                        raise builder.fail(
+                            index, f"has custom_id {custom_id!r}, as item {first} has", "Make every custom_id unique."
+                        )
+                    default_ids = default_ids and custom_id == default_custom_id(index)
+                if builder.chat and chat_options.wants_json(line["body"]):
+                    json_rows += 1
+                encoded = _encode(builder, index, line)
             if len(encoded) > max_bytes:
                 raise builder.fail(
                     index,
@@ -343,11 +385,9 @@ def write_shards(
 
 def _encode(builder: LineBuilder, index: int, line: dict[str, Any]) -> bytes:
     try:
-        return json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
+        return _ENCODER.encode(line).encode("utf-8") + b"\n"
     except UnicodeEncodeError:
-        raise builder.fail(
-            index, "contains a lone surrogate, which is not text UTF-8 can carry", "Fix the upstream output that made it."
-        ) from None
+        raise builder.fail(index, LONE_SURROGATE, SURROGATE_FIX) from None
     except ValueError:
         raise builder.fail(index, "contains NaN or Infinity, which JSON cannot carry", "Use finite numbers.") from None
     except RecursionError:

@@ -14,7 +14,7 @@ import array
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -22,6 +22,7 @@ import attrs
 
 from ..errors import AzureServiceError
 from ..files import FilesApi
+from ..redaction import Redactor, Scrubbed
 from . import chat_options
 
 SUCCEEDED: Final = "succeeded"
@@ -39,6 +40,8 @@ RESULT_OUTPUTS: Final = (
     "output_file_ids",
     "error_file_ids",
 )
+#: What a row's JSON may add to its result line: its keys and a missing row's whole text.
+ROW_KEYS_BYTES: Final = 256
 _CUSTOM_ID: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _DEFAULT_ID: Final = re.compile(r"row-(0|[1-9][0-9]{0,6})", re.ASCII)
 
@@ -100,47 +103,54 @@ def empty_outputs() -> dict[str, Any]:
     return dict.fromkeys(RESULT_OUTPUTS)
 
 
-def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int) -> tuple[dict[str, Any], int | None]:
-    """The §G outputs of an ended run, and the size of the results JSON when it was too big to keep.
+def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int, redact: Redactor) -> tuple[dict[str, Any], bool]:
+    """The §G outputs of an ended run, and whether ``results`` was too big to keep.
 
     ``results`` is null when its JSON would pass ``max_results_bytes``; the counts and sums are
-    always complete.
+    always complete. Its size is bounded from the result lines' own sizes (a row's JSON is
+    never longer than its line, plus its parsed JSON answer, plus the keys), and measured
+    exactly only once that bound passes the limit: most runs never serialise a row here.
     """
     tally = Tally()
-    results: list[dict[str, Any]] | None = []
-    size = 2  # the brackets
-    for row in iter_rows(plan, files):
+    results: Scrubbed | None = Scrubbed()
+    bound, exact = 2, None  # the brackets
+    for row, line_bytes in iter_rows(plan, files, redact):
         tally.add(row)
-        size += len(json.dumps(row, ensure_ascii=False)) + 2
-        if results is not None:
-            if size > max_results_bytes:
-                results = None  # dropped at once: memory stays bounded past the limit
-            else:
-                results.append(row)
+        if results is None:
+            continue
+        results.append(row)
+        if exact is None:
+            bound += line_bytes * (2 if row.get("response_json") is not None else 1) + ROW_KEYS_BYTES
+            if bound > max_results_bytes:
+                exact = len(json.dumps(results, ensure_ascii=False).encode("utf-8"))
+        else:
+            exact += len(json.dumps(row, ensure_ascii=False).encode("utf-8")) + 2
+        if exact is not None and exact > max_results_bytes:
+            results = None  # dropped at once: memory stays bounded past the limit
     outputs = {
         "results": results,
         **tally.outputs(),
         "output_file_ids": plan.output_file_ids,
         "error_file_ids": plan.error_file_ids,
     }
-    return outputs, (size if results is None else None)
+    return outputs, results is None
 
 
-def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes], scrub: Callable[[Any], Any] = lambda row: row) -> Tally:
-    """Every row (through ``scrub``) as one JSON line, streamed to ``handle``."""
+def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes], redact: Redactor) -> Tally:
+    """Every row as one JSON line, streamed to ``handle``."""
     tally = Tally()
-    for row in iter_rows(plan, files):
-        row = scrub(row)
+    for row, _ in iter_rows(plan, files, redact):
         tally.add(row)
         handle.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
     return tally
 
 
-def iter_rows(plan: JoinPlan, files: FilesApi) -> Iterator[dict[str, Any]]:
-    """One result object per input request, in input order."""
+def iter_rows(plan: JoinPlan, files: FilesApi, redact: Redactor) -> Iterator[tuple[dict[str, Any], int]]:
+    """(one result object per input request, in input order, the size of its result line)."""
+    builder = RowBuilder(plan.chat, redact)
     for shard in plan.shards:
         with tempfile.TemporaryDirectory(prefix="polysync-join-") as scratch:
-            yield from _shard_rows(plan, shard, files, Path(scratch))
+            yield from _shard_rows(plan, shard, files, Path(scratch), builder)
 
 
 def _download(files: FilesApi, file_id: str, scratch: Path, what: str) -> Path:
@@ -152,7 +162,9 @@ def _download(files: FilesApi, file_id: str, scratch: Path, what: str) -> Path:
         raise
 
 
-def _shard_rows(plan: JoinPlan, shard: ShardFiles, files: FilesApi, scratch: Path) -> Iterator[dict[str, Any]]:
+def _shard_rows(
+    plan: JoinPlan, shard: ShardFiles, files: FilesApi, scratch: Path, builder: RowBuilder
+) -> Iterator[tuple[dict[str, Any], int]]:
     sources: list[IO[bytes]] = []
     try:
         by_number: array.array[int] | None = array.array("q", bytes(8 * shard.count)) if plan.default_ids else None
@@ -164,12 +176,13 @@ def _shard_rows(plan: JoinPlan, shard: ShardFiles, files: FilesApi, scratch: Pat
             sources.append(handle)
             _index(handle, len(sources), shard, by_number, by_id)
 
-        def result(custom_id: str, code: int, wants_json: bool) -> dict[str, Any]:
+        def result(custom_id: str, code: int, wants_json: bool) -> tuple[dict[str, Any], int]:
             if code == 0:
-                return _missing(custom_id, plan.chat)
+                return builder.missing(custom_id), 0
             source = sources[(code >> 40) - 1]
             source.seek(code & ((1 << 40) - 1))
-            return _row(custom_id, json.loads(source.readline()), plan.chat, wants_json)
+            raw = source.readline()
+            return builder.row(custom_id, json.loads(raw), wants_json), len(raw)
 
         if by_number is not None and plan.json_formats != "m":
             wants_json = plan.json_formats == "j"
@@ -239,32 +252,88 @@ def _asks_json(raw: bytes) -> bool:
     return isinstance(body, dict) and chat_options.wants_json(body)
 
 
-def _missing(custom_id: str, chat: bool) -> dict[str, Any]:
-    return _shape(custom_id, MISSING, chat)
+class RowBuilder:
+    """Result rows, their strings scrubbed as they are made; equal usage objects are shared.
 
+    A run's rows mostly repeat a few token counts: one read-only ``usage`` object per distinct
+    count keeps 100,000 rows from holding 100,000 copies.
+    """
 
-def _shape(
-    custom_id: str,
-    status: str,
-    chat: bool,
-    *,
-    response: str | None = None,
-    response_json: Any = None,
-    embedding: Any = None,
-    finish_reason: str | None = None,
-    usage: dict[str, int] | None = None,
-    error: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A result row: chat rows carry ``response_json``, embedding rows ``embedding``."""
-    row: dict[str, Any] = {"custom_id": custom_id, "status": status, "response": response}
-    if chat:
-        row["response_json"] = response_json
-    else:
-        row["embedding"] = embedding
-    row["finish_reason"] = finish_reason
-    row["usage"] = usage
-    row["error"] = error
-    return row
+    def __init__(self, chat: bool, redact: Redactor) -> None:
+        self.chat = chat
+        self.redact = redact
+        self._usages: dict[tuple[int, ...], dict[str, int]] = {}
+
+    def missing(self, custom_id: str) -> dict[str, Any]:
+        return self.shape(custom_id, MISSING)
+
+    def shape(
+        self,
+        custom_id: str,
+        status: str,
+        *,
+        response: str | None = None,
+        response_json: Any = None,
+        embedding: Any = None,
+        finish_reason: str | None = None,
+        usage: dict[str, int] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A result row: chat rows carry ``response_json``, embedding rows ``embedding``."""
+        redact = self.redact
+        row: dict[str, Any] = {"custom_id": redact(custom_id), "status": status, "response": redact.optional(response)}
+        if self.chat:
+            row["response_json"] = redact.value(response_json) if response_json is not None else None
+        else:
+            row["embedding"] = embedding
+        row["finish_reason"] = redact.optional(finish_reason)
+        row["usage"] = self._shared(usage)
+        row["error"] = redact.value(error) if error is not None else None
+        return row
+
+    def _shared(self, usage: dict[str, int] | None) -> dict[str, int] | None:
+        if usage is None:
+            return None
+        key = tuple(usage.get(name, -1) for name in TOKEN_KEYS)
+        return self._usages.setdefault(key, usage)
+
+    def row(self, custom_id: str, line: Any, wants_json: bool) -> dict[str, Any]:
+        """One result row from a line of an output or error file (wire-samples §7)."""
+        chat = self.chat
+        response = line.get("response") if isinstance(line, dict) else None
+        if not isinstance(response, dict):
+            return self.shape(custom_id, FAILED, error=_error(line.get("error") if isinstance(line, dict) else None))
+        raw_body = response.get("body")
+        body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
+        if response.get("status_code") != 200:
+            error = _error(body.get("error"))
+            return self.shape(custom_id, CONTENT_FILTERED if error["code"] == "content_filter" else FAILED, error=error)
+        usage = _usage(body, chat)
+        if not chat:
+            data = body.get("data")
+            items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+            first = next((d for d in items if d.get("index") == 0), items[0] if items else {})
+            vector = first.get("embedding")
+            if not isinstance(vector, list):
+                no_vector = {"code": "UnexpectedResponse", "message": "no embedding"}
+                return self.shape(custom_id, FAILED, usage=usage, error=no_vector)
+            return self.shape(custom_id, SUCCEEDED, embedding=vector, usage=usage)
+        choices = body.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        raw_message = choice.get("message")
+        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+        content = message.get("content") if isinstance(message.get("content"), str) else None
+        finish_reason = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+        if finish_reason == "content_filter":
+            return self.shape(custom_id, CONTENT_FILTERED, response=content, finish_reason=finish_reason, usage=usage)
+        parsed: Any = None
+        if wants_json and content is not None:
+            try:
+                parsed = json.loads(content)
+            except ValueError as exc:
+                error = {"code": "invalid_json", "message": f"the answer is not valid JSON ({exc})"}
+                return self.shape(custom_id, FAILED, response=content, finish_reason=finish_reason, usage=usage, error=error)
+        return self.shape(custom_id, SUCCEEDED, response=content, response_json=parsed, finish_reason=finish_reason, usage=usage)
 
 
 def _error(value: Any) -> dict[str, Any]:
@@ -279,41 +348,3 @@ def _usage(body: dict[str, Any], chat: bool) -> dict[str, int] | None:
         return None
     keys = TOKEN_KEYS if chat else ("prompt_tokens", "total_tokens")
     return {key: value for key in keys if isinstance(value := usage.get(key), int) and not isinstance(value, bool)}
-
-
-def _row(custom_id: str, line: Any, chat: bool, wants_json: bool) -> dict[str, Any]:
-    """One result row from a line of an output or error file (wire-samples §7)."""
-    response = line.get("response") if isinstance(line, dict) else None
-    if not isinstance(response, dict):
-        return _shape(custom_id, FAILED, chat, error=_error(line.get("error") if isinstance(line, dict) else None))
-    raw_body = response.get("body")
-    body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
-    if response.get("status_code") != 200:
-        error = _error(body.get("error"))
-        status = CONTENT_FILTERED if error["code"] == "content_filter" else FAILED
-        return _shape(custom_id, status, chat, error=error)
-    usage = _usage(body, chat)
-    if not chat:
-        data = body.get("data")
-        items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
-        first = next((d for d in items if d.get("index") == 0), items[0] if items else {})
-        vector = first.get("embedding")
-        if not isinstance(vector, list):
-            return _shape(custom_id, FAILED, chat, usage=usage, error={"code": "UnexpectedResponse", "message": "no embedding"})
-        return _shape(custom_id, SUCCEEDED, chat, embedding=vector, usage=usage)
-    choices = body.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    raw_message = choice.get("message")
-    message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
-    content = message.get("content") if isinstance(message.get("content"), str) else None
-    finish_reason = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
-    if finish_reason == "content_filter":
-        return _shape(custom_id, CONTENT_FILTERED, chat, response=content, finish_reason=finish_reason, usage=usage)
-    parsed: Any = None
-    if wants_json and content is not None:
-        try:
-            parsed = json.loads(content)
-        except ValueError as exc:
-            error = {"code": "invalid_json", "message": f"the answer is not valid JSON ({exc})"}
-            return _shape(custom_id, FAILED, chat, response=content, finish_reason=finish_reason, usage=usage, error=error)
-    return _shape(custom_id, SUCCEEDED, chat, response=content, response_json=parsed, finish_reason=finish_reason, usage=usage)

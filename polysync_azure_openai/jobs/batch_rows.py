@@ -270,8 +270,10 @@ def join_into(result: RunResult, plan: JoinPlan, files: FilesApi, max_results_by
     """``result`` with the §G outputs of its ended run; Unknown when a download failed for now."""
     import attrs
 
+    from ..auth import redactor_for
+
     try:
-        outputs, too_big = joined_outputs(plan, files, max_results_bytes)
+        outputs, too_big = joined_outputs(plan, files, max_results_bytes, redactor_for(files.config))
     except JoinUnavailable as exc:
         return attrs.evolve(result, message=f"{result.message} The results cannot be joined: {exc}.")
     except RemoteError as exc:
@@ -285,13 +287,12 @@ def join_into(result: RunResult, plan: JoinPlan, files: FilesApi, max_results_by
     message = result.message or ""
     counts = ", ".join(f"{outputs[k]:,} {k.removesuffix('_count').replace('_', ' ')}" for k in outputs if k.endswith("_count"))
     message += f" Rows: {counts}; {outputs['total_tokens']:,} tokens."
-    if too_big is not None:
+    if too_big:
         limit = max_results_bytes // (1024 * 1024)
         files_text = ", ".join(plan.output_file_ids + plan.error_file_ids) or "none"
         message += (
-            f" 'results' is null: its JSON would be {too_big / (1024 * 1024):.1f} MB, over 'OpenAI Max Results MB' "
-            f"({limit}). The rows are in the output and error files ({files_text}); write them joined with: "
-            f"{results_command(run_id)}"
+            f" 'results' is null: its JSON would pass 'OpenAI Max Results MB' ({limit}). The rows are in the "
+            f"output and error files ({files_text}); write them joined with: {results_command(run_id)}"
         )
     return attrs.evolve(result, outputs={**result.outputs, **outputs}, message=message)
 
@@ -328,4 +329,4 @@ def export_results(config: PlatformConfig, run_id: str, handle: IO[bytes]) -> tu
         plan = file_run_plan(batch, "/chat/completions") if batch.terminal else None
     if plan is None:
         return result, None
-    return result, write_jsonl(plan, files, handle, redactor_for(config).value)
+    return result, write_jsonl(plan, files, handle, redactor_for(config))

@@ -105,3 +105,26 @@ def test_bad_requests_are_refused_before_any_request(pm: pluggy.PluginManager, e
     result = call(pm, emu, row.good, row.attributes if row.good_attributes is None else row.good_attributes)
     assert result.status == "Running", result.message
     assert emu.requests, "the valid twin sent nothing: the row proves nothing"
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"OpenAI System Prompt": 'Say "hi" \\ then\nstop', "OpenAI Max Tokens": "64", "OpenAI Temperature": "0.5"},
+        {"OpenAI Response Format": '{"type": "object", "properties": {"a": {"type": "string"}}}'},
+        {"Model Name": "o3-mini", "OpenAI Reasoning Effort": "low", "OpenAI Max Tokens": "9"},
+        {"OpenAI Batch Endpoint": "/embeddings"},
+    ],
+)
+def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[str, str]) -> None:
+    from polysync_azure_openai.jobs.base import JobInput
+    from polysync_azure_openai.jobs.batch_requests import LineBuilder, _encode
+
+    job = Job(job_type=BATCH, external_id="d::batch", name="j", attributes=attributes)
+    endpoint = attributes.get("OpenAI Batch Endpoint", "/chat/completions")
+    builder = LineBuilder(JobInput(job), "d", endpoint, endpoint)
+    key = "user_prompt" if endpoint == "/chat/completions" else "input"
+    for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f"]):
+        general = _encode(builder, index, builder.line(index, {key: text})[1])
+        assert builder.plain_line(index, text) == general
