@@ -119,12 +119,12 @@ def test_bad_requests_are_refused_before_any_request(pm: pluggy.PluginManager, e
 )
 def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[str, str]) -> None:
     from polysync_azure_openai.jobs.base import JobInput
-    from polysync_azure_openai.jobs.batch_requests import LineBuilder, _encode
+    from polysync_azure_openai.jobs.batch_items import LineBuilder, encode
 
     job = Job(job_type=BATCH, external_id="d::batch", name="j", attributes=attributes)
     endpoint = attributes.get("OpenAI Batch Endpoint", "/chat/completions")
     builder = LineBuilder(JobInput(job), "d", endpoint, endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
     for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f"]):
-        general = _encode(builder, index, builder.line(index, {key: text})[1])
+        general = encode(builder, index, builder.line(index, {key: text})[1])
         assert builder.plain_line(index, text) == general
