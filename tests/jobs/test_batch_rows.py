@@ -380,3 +380,15 @@ def test_every_0_1_0_run_id_still_works_through_the_hooks(pm: pluggy.PluginManag
             run_id = f"{external}#sync#{outcome}"
             assert pm.hook.get_status(platform=platform, job=job(kind, external), run_id=run_id).status == outcome
             assert pm.hook.cancel(platform=platform, job=job(kind, external), run_id=run_id).status == outcome
+
+
+def test_rows_that_echo_a_secret_are_scrubbed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    # The emulator's answer repeats the prompt's first words, as a model may repeat what it was sent.
+    requests = ["Question 0?", {"user_prompt": f"Echo {emu.client_secret} now"}]
+    submitted = submit(pm, platform, requests)
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    text = json.dumps(dict(done.outputs))
+    assert emu.client_secret not in text and "***" in done.outputs["results"][1]["response"]
+    assert done.outputs["results"][0]["response"].endswith("Question 0?")  # clean rows are untouched
+    assert status(pm, platform, submitted.run_id).outputs == done.outputs
