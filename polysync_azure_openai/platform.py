@@ -19,7 +19,7 @@ from .attributes import AttributeReader, attributes_of
 from .cache import BoundedCache
 from .clouds import CLOUDS, Cloud, Endpoint, parse_https_base
 from .errors import ConfigurationError
-from .identity import POLYSYNC_SERVICE_PRINCIPAL, AuthConfig, hashable_identity, parse_auth
+from .identity import POLYSYNC_SERVICE_PRINCIPAL, AuthConfig, environment_of, hashable_identity, parse_auth
 from .ids import shown
 
 DEFAULT_API_VERSION: Final = "2024-10-21"
@@ -76,6 +76,7 @@ class PlatformConfig:
             method,
             tuple(sorted(attributes.items())),
             hashable_identity(credential) if method == POLYSYNC_SERVICE_PRINCIPAL else None,
+            environment_of(method),
             _ca_bundle(platform),
         )
         return _CONFIGS.get_or_create(key, lambda: _parse(platform, attributes, key))

@@ -12,6 +12,7 @@ import pytest
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
 from .conftest import emulator_attributes, imported
@@ -30,6 +31,7 @@ class Row:
     hook: str = "submit"
     job_type: str = CHAT
     external_id: str = "gpt-4o"
+    method: str = "Service Principal"  # the platform's auth method, with that method's attributes
 
 
 ROWS = [
@@ -144,9 +146,83 @@ ROWS = [
         "auth-method",
         "auth",
         "auth_method",
-        "Managed Identity",
+        "Azure CLI",
         "Service Principal",
-        ("'Managed Identity'", "Choose one of", "Service Principal"),
+        ("'Azure CLI'", "Choose one of", "Service Principal", "Managed Identity", "Workload Identity"),
+    ),
+    # -- keyless methods (second-release §E) ------------------------------------------------------
+    Row(
+        "managed-client-id",
+        "platform",
+        "Client Id",
+        "my-identity",
+        KEEP,
+        ("'Client Id'", "'my-identity'", "GUID", "blank for the system-assigned identity"),
+        method="Managed Identity",
+    ),
+    Row(
+        "managed-client-id-resource-id",
+        "platform",
+        "Client Id",
+        "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/worker",
+        KEEP,
+        ("'Client Id'", "GUID", "Client ID"),
+        method="Managed Identity",
+    ),
+    Row(
+        "token-file-relative",
+        "platform",
+        "Token File Path",
+        "tokens/azure-identity-token",
+        KEEP,
+        ("'Token File Path'", "'tokens/azure-identity-token'", "must be an absolute path"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-missing",
+        "platform",
+        "Token File Path",
+        "/var/run/secrets/azure/tokens/azure-identity-token",
+        KEEP,
+        ("'Token File Path'", "does not exist on this worker", "Mount the federated token"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-directory",
+        "platform",
+        "Token File Path",
+        "/",
+        KEEP,
+        ("'Token File Path'", "a directory"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-unset",
+        "platform",
+        "Token File Path",
+        None,
+        KEEP,
+        ("'Token File Path'", "is not set", "AZURE_FEDERATED_TOKEN_FILE"),
+        method="Workload Identity",
+    ),
+    Row(
+        "workload-client-id",
+        "platform",
+        "Client Id",
+        "my-workload",
+        KEEP,
+        ("'Client Id'", "GUID"),
+        method="Workload Identity",
+    ),
+    Row(
+        "workload-tenant-missing",
+        "platform",
+        "Tenant Id",
+        None,
+        KEEP,
+        ("'Tenant Id'", "is not set", "managed identity's Overview page"),
+        method="Workload Identity",
     ),
     Row("auth-method-missing", "auth", "auth_method", "", "Service Principal", ("authentication method not set",)),
     # -- job attributes -------------------------------------------------------------------------
@@ -346,9 +422,21 @@ BASE_JOB = {CHAT: {}, EMBEDDING: {}, BATCH: {"OpenAI Input File ID": "file-abc12
 BASE_PARAMS = {CHAT: {"user_prompt": "hi"}, EMBEDDING: {"input": "hi"}, BATCH: {}}
 
 
-def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+def base_attributes(emu: Emulator, method: str) -> dict[str, str]:
+    """The emulator platform's attributes for ``method`` (the keyless ones have no secret)."""
     attributes = emulator_attributes(emu)
-    auth_method = "Service Principal"
+    if method == "Managed Identity":
+        for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
+            del attributes[name]
+    elif method == "Workload Identity":
+        del attributes["Client Secret"]
+        attributes |= {"Client Id": emu.workload_client_id, "Token File Path": str(emu.write_federated_token())}
+    return attributes
+
+
+def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+    attributes = base_attributes(emu, row.method)
+    auth_method = row.method
     job_attributes = dict(BASE_JOB[row.job_type])
     params = dict(BASE_PARAMS[row.job_type])
     run_id = "gpt-4o#sync#Success"
@@ -386,7 +474,15 @@ def test_at_least_forty_rows() -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_bad_input_is_refused_before_any_request(pm: pluggy.PluginManager, emu: Emulator, row: Row) -> None:
+def test_bad_input_is_refused_before_any_request(
+    pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keyless methods' environment, as App Service and the AKS webhook would set it (but no
+    # AZURE_FEDERATED_TOKEN_FILE: the rows test 'Token File Path' alone).
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError) as info:
         call(pm, emu, row, row.bad)
     message = str(info.value)

@@ -128,6 +128,14 @@ def _run_demo() -> None:
         _demo_batch(emu, pm, platform, by_type[BATCH])
         _demo_rows(emu, pm, platform, by_type[BATCH])
         print(f"\ntoken requests to Entra ID: {emu.token_requests()} (one per scope, reused across runs)")
+        _demo_identities(emu, pm)
+
+
+def _demo_identities(emu: Emulator, pm: pluggy.PluginManager) -> None:
+    from .demo_identities import demo_identities
+
+    with tempfile.TemporaryDirectory(prefix="polysync-demo-") as scratch:
+        demo_identities(emu, pm, Path(scratch), _expect)
 
 
 DEMO_QUESTIONS: Final = (

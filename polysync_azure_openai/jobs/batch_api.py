@@ -269,10 +269,11 @@ class BatchApi:
                 seen += 1
                 labels = json_object(item, "metadata")
                 batch = Batch.from_json(item)
-                if all(labels.get(key) == value for key, value in metadata.items()) and BATCH_ID.fullmatch(batch.id):
-                    yield batch
+                # Age first: a run's own batch older than the window is not re-attached (§4).
                 if batch.created_at is not None and batch.created_at.timestamp() < not_before:
                     return
+                if all(labels.get(key) == value for key, value in metadata.items()) and BATCH_ID.fullmatch(batch.id):
+                    yield batch
             last = page.get("last_id") or (items[-1].get("id") if items else None)
             if not page.get("has_more") or not items or not isinstance(last, str) or not BATCH_ID.fullmatch(last):
                 return

@@ -44,6 +44,11 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
         "rows         1,000 succeeded, 0 failed, 0 content filtered, 0 missing",
         "  row-0     Question 0: name a prime number above 0.",
         "  row-999   Question 999: name a prime number above 999.",
+        "== Workload Identity run",
+        "(the app trusting system:serviceaccount:polysync:polysync-worker)",
+        "== Managed Identity run",
+        "/msi/token (plain HTTP on the host",
+        "(the host's system-assigned identity)",
         "every step succeeded",
     ):
         assert fragment in out, fragment
@@ -52,6 +57,7 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
     assert out.count("  question-") == 3
     assert out.index("== Embedding run") < out.index("== Batch run") < out.index("== Batch from rows") < out.index("every step")
     assert "waits for the enqueued-token quota" in out
+    assert out.index("== Batch run") < out.index("== Workload Identity run") < out.index("== Managed Identity run")
 
 
 def test_help_lists_the_commands() -> None:
