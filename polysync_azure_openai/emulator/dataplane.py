@@ -763,7 +763,8 @@ class DataPlaneService:
         return texts
 
     def _dimensions(self, body: dict[str, Any], deployment: Deployment) -> int:
-        native = self._config.embedding_dimensions
+        # text-embedding-3-large's own vectors are twice as long (3,072 for Azure's 1,536).
+        native = self._config.embedding_dimensions * (2 if "text-embedding-3-large" in deployment.model.lower() else 1)
         value = body.get("dimensions")
         if value is None:
             return native

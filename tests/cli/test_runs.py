@@ -102,7 +102,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         ["run", "chat", "gpt-4o", "--param", "prompt=hi"],
-        "--param 'prompt' is not a parameter of this job type. Azure OpenAI Chat Completion takes: system_prompt, user_prompt.",
+        "--param 'prompt' is not a parameter of this job type. Azure OpenAI Chat Completion takes: system_prompt, user_prompt, response_schema.",
         id="param-name",
     ),
     pytest.param(
