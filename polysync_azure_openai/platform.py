@@ -50,6 +50,8 @@ class PlatformConfig:
     max_retries: int
     auth: AuthConfig
     key: Hashable = attrs.field(repr=False, eq=False)
+    #: The data-plane API this platform speaks (v1 or a dated api-version), from ``api_version``.
+    surface: Surface = attrs.field(init=False, eq=False, repr=False)
     #: A CA bundle handed over by the caller (the CLI's embedded emulator); None means the
     #: standard REQUESTS_CA_BUNDLE mechanism (spec §1), read once when a session is built.
     ca_bundle: str | None = None
@@ -63,13 +65,12 @@ class PlatformConfig:
         return self.cloud.arm_scope
 
     @property
-    def surface(self) -> Surface:
-        """The data-plane API this platform speaks (v1 or a dated api-version)."""
-        return Surface(self.api_version)
-
-    @property
     def timeout(self) -> tuple[float, float]:
         return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
+
+    @surface.default
+    def _surface(self) -> Surface:
+        return Surface(self.api_version)
 
     @classmethod
     def from_host(cls, platform: Any) -> PlatformConfig:

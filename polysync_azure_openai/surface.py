@@ -24,15 +24,16 @@ class Surface:
     """``api_version`` is ``v1`` or a dated version already checked (``YYYY-MM-DD[-preview]``)."""
 
     api_version: str
+    #: The query every data-plane request carries: none on v1. Built once: it is on every call's path.
+    params: Mapping[str, str] = attrs.field(init=False, eq=False, repr=False)
+
+    @params.default
+    def _params(self) -> Mapping[str, str]:
+        return _NO_QUERY if self.is_v1 else MappingProxyType({"api-version": self.api_version})
 
     @property
     def is_v1(self) -> bool:
         return self.api_version == V1
-
-    @property
-    def params(self) -> Mapping[str, str]:
-        """The query every data-plane request carries: none on v1."""
-        return _NO_QUERY if self.is_v1 else MappingProxyType({"api-version": self.api_version})
 
     def inference_path(self, deployment: str, operation: str) -> str:
         """``operation`` is ``chat/completions`` or ``embeddings``; on v1 the body names the deployment."""

@@ -61,7 +61,19 @@ def _upload(args: argparse.Namespace, target: Target, out: Output, summary: dict
     from ..files import FilesApi
     from ..platform import PlatformConfig
 
-    api = FilesApi(PlatformConfig.from_host(target.platform))
+    config = PlatformConfig.from_host(target.platform)
+    endpoint = summary["endpoint"]
+    expected = config.surface.batch_endpoint(endpoint)
+    if endpoint != expected:
+        # Azure would accept the upload and fail the batch later with url_mismatch on every line.
+        other = "a dated version such as 2025-04-01-preview" if config.surface.is_v1 else "v1"
+        raise CommandFailed(
+            EXIT_BAD_INPUT,
+            f"{args.file}: the lines' url is {endpoint!r}, but platform '{config.name}' speaks "
+            f"{config.surface.describe()}, whose batches take {expected!r}; nothing was uploaded.",
+            f'Write "url": "{expected}" on every line, or set the platform\'s \'OpenAI API Version\' to {other}.',
+        )
+    api = FilesApi(config)
     info = api.upload(args.file)
     out.line(f"Uploaded as {info.id} (status {info.status or 'unknown'})")
     if args.wait and info.processing:

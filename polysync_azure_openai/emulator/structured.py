@@ -156,8 +156,11 @@ def json_answer(response_format: dict[str, Any], phrase: str) -> str:
     return json.dumps(_instance(schema, schema, phrase, 0))
 
 
-def _instance(node: Any, root: dict[str, Any], phrase: str, depth: int) -> Any:
-    """A value of `node`'s type: every required property, the first of an enum or of anyOf."""
+def _instance(node: Any, root: dict[str, Any], phrase: str, depth: int, name: str | None = None) -> Any:
+    """A value of `node`'s type: every required property, the first of an enum or of anyOf.
+
+    A string property `name` is "emulated {name}", so an answer reads like one; others get `phrase`.
+    """
     if not isinstance(node, dict) or depth > _MAX_DEPTH:
         return None
     reference = node.get("$ref")
@@ -165,7 +168,7 @@ def _instance(node: Any, root: dict[str, Any], phrase: str, depth: int) -> Any:
         target: Any = root
         for part in reference[2:].split("/"):
             target = target.get(part) if isinstance(target, dict) else None
-        return _instance(target, root, phrase, depth + 1)
+        return _instance(target, root, phrase, depth + 1, name)
     if "const" in node:
         return node["const"]
     if isinstance(node.get("enum"), list) and node["enum"]:
@@ -173,7 +176,7 @@ def _instance(node: Any, root: dict[str, Any], phrase: str, depth: int) -> Any:
     for key in ("anyOf", "oneOf"):
         options = node.get(key)
         if isinstance(options, list) and options:
-            return _instance(options[0], root, phrase, depth + 1)
+            return _instance(options[0], root, phrase, depth + 1, name)
     kind = node.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -181,9 +184,9 @@ def _instance(node: Any, root: dict[str, Any], phrase: str, depth: int) -> Any:
         properties = node.get("properties") or {}
         listed = node.get("required")
         required: list[Any] = listed if isinstance(listed, list) else list(properties)
-        return {key: _instance(properties.get(key, {}), root, phrase, depth + 1) for key in required if key in properties}
+        return {key: _instance(properties.get(key, {}), root, phrase, depth + 1, key) for key in required if key in properties}
     if kind == "array":
-        return [_instance(node.get("items", {}), root, phrase, depth + 1)]
+        return [_instance(node.get("items", {}), root, phrase, depth + 1, name)]
     if kind == "integer":
         return 7
     if kind == "number":
@@ -192,7 +195,7 @@ def _instance(node: Any, root: dict[str, Any], phrase: str, depth: int) -> Any:
         return True
     if kind == "null":
         return None
-    return phrase
+    return f"emulated {name}" if name else phrase
 
 
 def _a_type(value: object) -> str:

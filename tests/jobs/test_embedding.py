@@ -98,7 +98,7 @@ def test_dimensions_are_sent_and_shorten_the_vector(pm: pluggy.PluginManager, em
 
 
 def test_dimensions_above_the_models_own_are_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    with pytest.raises(ConfigurationError, match="'OpenAI Dimensions' is '1537'.*from 1 to 1536"):
+    with pytest.raises(ConfigurationError, match=r"'OpenAI Dimensions' is '1537'.*from 1 to 1536"):
         embed(pm, emu, {"input": "a"}, Model_Name="text-embedding-3-small", OpenAI_Dimensions="1537")
     assert emu.requests == []
 
@@ -107,7 +107,7 @@ def test_a_foundry_embedding_model_runs_on_v1_only(pm: pluggy.PluginManager, emu
     emu.set_deployments([Deployment("cohere", "Cohere-embed-v3-english", format="Cohere", capabilities={"embeddings": "true"})])
     attributes = {"Model_Name": "Cohere-embed-v3-english", "Model_Format": "Cohere"}
     assert embed(pm, emu, {"input": "a"}, "cohere", **attributes).status == "Success"
-    with pytest.raises(ConfigurationError, match="'Model Format'.*only on the v1 API"):
+    with pytest.raises(ConfigurationError, match=r"'Model Format'.*only on the v1 API"):
         embed(pm, emu, {"input": "a"}, "cohere", platform={"OpenAI_API_Version": "2024-10-21"}, **attributes)
 
 
