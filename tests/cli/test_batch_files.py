@@ -333,3 +333,13 @@ def test_progress_rewrites_one_line_on_a_terminal() -> None:
     assert last.startswith("[    2.0 s] Success ") and len(last.rstrip("\n")) == len(
         "[    1.0 s] Running: in_progress, 1 of 2 requests done"
     )
+
+
+def test_a_download_through_a_gateway_without_the_v1_api_names_the_fix(
+    tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]
+) -> None:
+    emu.inject(Status(404), kind="files.content")
+    file_id = emu.add_file(jsonl(1))
+    done = cli("batch", "download", file_id, "--out", str(tmp_path / "out.jsonl"), "--config", config, env=env)
+    assert done.code == 1, done.stderr
+    assert "HTTP 404" in done.stderr and "may not offer the v1 API: set a dated OpenAI API Version" in done.stderr
