@@ -187,7 +187,8 @@ def _list_deployments(config: PlatformConfig) -> tuple[Deployment, ...]:
         raise ConfigurationError(
             f"Platform '{config.name}': Import Jobs needs Microsoft Entra ID authentication, but the "
             "platform uses 'API Key' (Azure Resource Manager does not accept keys). Switch the "
-            "platform to 'Service Principal' (or 'Polysync Service Principal' or 'Certificate') "
+            "platform to 'Service Principal' (or another Entra method: 'Polysync Service Principal', 'Certificate', "
+            "'Managed Identity', 'Workload Identity') "
             "for the import, then back to 'API Key' for execution if you want."
         )
     listing_path = config.resource_path() + "/deployments"

@@ -34,9 +34,10 @@ THUMBPRINT_NOISE: Final = _pattern(r"[\s:]")
 HEX40: Final = _pattern(r"[0-9A-F]{40}")
 #: A value sent in an HTTP header (an API key, a bearer token): printable ASCII, no spaces.
 HEADER_VALUE: Final = _pattern(r"[\x21-\x7e]+")
-#: Whole numbers as attributes are written: ASCII digits only, no sign, no '_' separators.
-WHOLE_NUMBER: Final = _pattern(r"[0-9]+")
-POSITIVE_WHOLE_NUMBER: Final = _pattern(r"[1-9][0-9]*")
+#: Whole numbers as attributes are written: ASCII digits only, no sign, no '_' separators, and
+#: short enough for int() (which refuses more than 4,300 digits with a raw ValueError).
+WHOLE_NUMBER: Final = _pattern(r"[0-9]{1,18}")
+POSITIVE_WHOLE_NUMBER: Final = _pattern(r"[1-9][0-9]{0,17}")
 #: Plain decimals: no sign, exponent, '_' separators, 'nan' or 'inf'.
 DECIMAL: Final = _pattern(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 

@@ -8,6 +8,7 @@ mistake gets a message naming the attribute, what is wrong and how to fix it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Hashable, Mapping
 from typing import Any, Final
 
@@ -18,7 +19,7 @@ from .attributes import AttributeReader, attributes_of
 from .cache import BoundedCache
 from .clouds import CLOUDS, Cloud, Endpoint, parse_https_base
 from .errors import ConfigurationError
-from .identity import POLYSYNC_SERVICE_PRINCIPAL, AuthConfig, hashable_identity, parse_auth
+from .identity import POLYSYNC_SERVICE_PRINCIPAL, AuthConfig, environment_of, hashable_identity, parse_auth
 from .ids import shown
 from .surface import V1, Surface
 
@@ -83,6 +84,7 @@ class PlatformConfig:
             method,
             tuple(sorted(attributes.items())),
             hashable_identity(credential) if method == POLYSYNC_SERVICE_PRINCIPAL else None,
+            environment_of(method),
             _ca_bundle(platform),
         )
         return _CONFIGS.get_or_create(key, lambda: _parse(platform, attributes, key))
@@ -112,6 +114,26 @@ class PlatformConfig:
     def resource_path(self) -> str:
         sub, rg = self.require_discovery_scope()
         return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{self.resource_name}"
+
+    def trusted_ca_bundle(self) -> str | None:
+        """The CA bundle to verify with (spec §1), checked to exist; None for the system's CAs.
+
+        Read when a session or credential is built, as requests would read it, and checked
+        then, so that a bundle that moved is a clear error, not a raw ``OSError`` mid-request.
+        """
+        for source, path in (
+            ("the platform's ca_bundle", self.ca_bundle),
+            ("REQUESTS_CA_BUNDLE", os.environ.get("REQUESTS_CA_BUNDLE")),
+            ("CURL_CA_BUNDLE", os.environ.get("CURL_CA_BUNDLE")),
+        ):
+            if path:
+                if not os.path.exists(path):
+                    raise ConfigurationError(
+                        f"Platform '{self.name}': {source} names {path!r}, which does not exist. Point it at "
+                        "a PEM file holding the private CA and the public CAs, or unset it to use the system's CAs."
+                    )
+                return path
+        return None
 
     def portal_url(self) -> str:
         return f"https://{self.cloud.portal}/#@/resource{self.resource_path()}/overview"

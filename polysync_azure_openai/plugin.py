@@ -17,7 +17,7 @@ from .hookspecs import hookimpl
 from .jobs import BATCH, CHAT, EMBEDDING, PLATFORM_TYPE
 
 if TYPE_CHECKING:
-    from .jobs.base import JobService
+    from .jobs.guard import Guarded
     from .results import ImportedJob, RunResult
 
 
@@ -27,19 +27,19 @@ class AzureOpenAIJobTypePlugin:
     job_type: ClassVar[str]
 
     def __init__(self) -> None:
-        self._service: JobService | None = None
+        self._service: Guarded | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.job_type!r}>"
 
     @staticmethod
-    def load_service() -> JobService:
+    def load_service() -> Guarded:
         """Import and build the service that does this job type's work (first call only)."""
         raise NotImplementedError
 
     @property
-    def service(self) -> JobService:
+    def service(self) -> Guarded:
         if self._service is None:
             with self._lock:
                 if self._service is None:
@@ -95,30 +95,33 @@ class ChatCompletion(AzureOpenAIJobTypePlugin):
     job_type = CHAT
 
     @staticmethod
-    def load_service() -> JobService:
+    def load_service() -> Guarded:
         from .jobs.chat import ChatCompletionService
+        from .jobs.guard import Guarded
 
-        return ChatCompletionService()
+        return Guarded(ChatCompletionService())
 
 
 class Embedding(AzureOpenAIJobTypePlugin):
     job_type = EMBEDDING
 
     @staticmethod
-    def load_service() -> JobService:
+    def load_service() -> Guarded:
         from .jobs.embedding import EmbeddingService
+        from .jobs.guard import Guarded
 
-        return EmbeddingService()
+        return Guarded(EmbeddingService())
 
 
 class BatchJob(AzureOpenAIJobTypePlugin):
     job_type = BATCH
 
     @staticmethod
-    def load_service() -> JobService:
+    def load_service() -> Guarded:
         from .jobs.batch import BatchService
+        from .jobs.guard import Guarded
 
-        return BatchService()
+        return Guarded(BatchService())
 
 
 # The entry points name these instances: pluggy calls methods on the registered object.

@@ -12,6 +12,7 @@ from typing import Final
 import attrs
 
 from .errors import ErrorDetail
+from .identity import MANAGED_IDENTITY, WORKLOAD_IDENTITY, AuthConfig
 
 #: The only advice an untrusted certificate gets (spec second-release §A "untrusted").
 PRIVATE_CA: Final = (
@@ -20,8 +21,29 @@ PRIVATE_CA: Final = (
 )
 
 
-def token_advice(code: str | None, text: str) -> str:
-    """Advice for a failed Microsoft Entra token request, from its AADSTS code or text."""
+#: Advice when no managed identity endpoint answered (the worker is not on Azure, or has none).
+NO_MANAGED_IDENTITY: Final = (
+    "no managed identity endpoint answered: run the worker on Azure with a managed identity turned on "
+    "(App Service, Functions and Container Apps set IDENTITY_ENDPOINT and IDENTITY_HEADER; VMs, scale sets "
+    "and AKS nodes answer on IMDS, 169.254.169.254). Off Azure, use 'Workload Identity', 'Certificate' or "
+    "'Service Principal'."
+)
+#: Entra's "no federated identity credential matches the token" codes (any of issuer, subject, audience).
+_NO_FEDERATED_MATCH: Final = frozenset({"AADSTS70021", "AADSTS700211", "AADSTS700212", "AADSTS700213", "AADSTS7002138"})
+
+
+def token_advice(code: str | None, text: str, auth: AuthConfig | None = None) -> str:
+    """Advice for a failed Microsoft Entra token request, from its AADSTS code or text.
+
+    ``auth`` tells the keyless methods apart, whose failures mean other things: a managed
+    identity's come from the host's identity endpoint, a workload identity's from its token file.
+    """
+    if auth is not None and auth.method == MANAGED_IDENTITY:
+        return _managed_identity_advice(text, auth.client_id)
+    if auth is not None and auth.method == WORKLOAD_IDENTITY:
+        advice = _workload_identity_advice(code)
+        if advice:
+            return advice
     if code == "AADSTS7000215":
         return "set 'Client Secret' to the secret's Value (not its Secret ID), or create a new secret."
     if code in ("AADSTS700016", "AADSTS90002") or "Unable to get authority configuration" in text:
@@ -35,8 +57,66 @@ def token_advice(code: str | None, text: str) -> str:
             "the authority's TLS certificate is not trusted; for a private CA point "
             "REQUESTS_CA_BUNDLE at a bundle holding it and the public CAs."
         )
+    if code == "NonJsonTokenAnswer":
+        return (
+            "check 'Authority Host' (or 'Azure Cloud') and any proxy between the workers and "
+            "Microsoft Entra ID: the token endpoint must answer itself, not redirect."
+        )
     if code == "AADSTS7000222":
         return "the client secret has expired; create a new one and update 'Client Secret'."
+    return ""
+
+
+def _managed_identity_advice(text: str, client_id: str | None) -> str:
+    if "Unable to load the proper Managed Identity" in text or "No identity has been assigned" in text:
+        if client_id:
+            return (
+                f"no user-assigned identity with client id {client_id} is attached to the worker's Azure resource: "
+                "attach it (the resource's Identity page, User assigned) or correct 'Client Id'; leave 'Client Id' "
+                "blank for the system-assigned identity."
+            )
+        return (
+            "the worker's Azure resource has no system-assigned identity: turn it on (the resource's Identity page, "
+            "System assigned), or set 'Client Id' to an attached user-assigned identity."
+        )
+    if ") 401," in text:
+        return (
+            "the identity endpoint refused IDENTITY_HEADER: restart the worker so that it runs with the "
+            "IDENTITY_ENDPOINT and IDENTITY_HEADER its Azure host set for it now."
+        )
+    if "did not answer with JSON" in text:
+        return (
+            "something other than the host's identity endpoint answers there: check that no proxy intercepts "
+            "IDENTITY_ENDPOINT or IMDS (list them in NO_PROXY), then restart the worker."
+        )
+    if "Token request error" in text:
+        # The endpoint answered, with something other than a token: it is there, but failing.
+        return (
+            "the worker's managed identity endpoint answered with an error; raise 'Max Retries' if it passes, "
+            "and restart the worker if it persists."
+        )
+    return NO_MANAGED_IDENTITY
+
+
+def _workload_identity_advice(code: str | None) -> str:
+    if code in _NO_FEDERATED_MATCH:
+        return (
+            "no federated identity credential of 'Client Id' matches the token's issuer, subject and audience "
+            "(compared case-sensitively): add one for the cluster's OIDC issuer URL and subject "
+            "system:serviceaccount:<namespace>:<service account>, audience api://AzureADTokenExchange "
+            "(az identity federated-credential create), or run the pod under that service account."
+        )
+    if code == "AADSTS700024":
+        return (
+            "the federated token has expired: the token file must be the service account token Kubernetes "
+            "projects and refreshes (a copy goes stale); check the pod's projected volume."
+        )
+    if code in ("AADSTS700027", "AADSTS50027"):
+        return (
+            "the token file does not hold a token signed by the issuer of the federated credential: check "
+            "that the credential's issuer is the cluster's OIDC issuer URL (az aks show --query "
+            "oidcIssuerProfile.issuerUrl) and that the file is the projected service account token."
+        )
     return ""
 
 

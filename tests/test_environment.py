@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.jobs import CHAT
+from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.jobs import BATCH, CHAT
 
-from .conftest import job, sp_platform
+from .conftest import api_key_platform, job, sp_platform
 
 
 def dead_port() -> int:
@@ -58,3 +60,23 @@ def test_a_configured_proxy_is_used(pm: pluggy.PluginManager, emu: Emulator, mon
     result = chat(pm, emu)
     assert result.status == "Failed"
     assert not [r for r in emu.requests if r.kind == "chat"]
+
+
+@pytest.mark.parametrize("auth", ["API Key", "Service Principal"])
+def test_a_ca_bundle_variable_naming_a_missing_file_is_a_clear_error(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, auth: str
+) -> None:
+    missing = str(tmp_path / "moved" / "ca.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", missing)
+    # A timeout no other test uses: a fresh client and credential read the variable now.
+    overrides = {"Request_Timeout_Seconds": "47.5"}
+    platform = api_key_platform(emu, **overrides) if auth == "API Key" else sp_platform(emu, **overrides)
+    for call in (
+        lambda: pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k"),
+        lambda: pm.hook.get_status(platform=platform, job=job(BATCH, "gpt-4o::batch"), run_id="batch_abc"),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            call()
+        assert "REQUESTS_CA_BUNDLE" in str(info.value) and missing in str(info.value), info.value
+        assert "does not exist" in str(info.value)
+    assert emu.requests == []

@@ -18,7 +18,7 @@ from .conftest import imported, sp_platform
 ROOT = Path(__file__).resolve().parents[1]
 
 # Literal values from ../shared/spec/azure-openai.md, second-release.md (which wins where they
-# differ) and host-contract.md, not from the code.
+# differ: §B-§F) and host-contract.md, not from the code.
 SPEC_PLATFORM_ATTRIBUTES = {
     "Subscription Id",
     "Resource Group Name",
@@ -36,6 +36,7 @@ SPEC_PLATFORM_ATTRIBUTES = {
     "Certificate",
     "Certificate Password",
     "Thumbprint",
+    "Token File Path",
     "API Key",
 }
 SPEC_SECRETS = {"Client Secret", "Certificate", "Certificate Password", "API Key"}
@@ -49,6 +50,8 @@ SPEC_AUTH_METHODS = {
     "Polysync Service Principal": ([], True),
     "Service Principal": (["Tenant Id", "Client Id", "Client Secret"], True),
     "Certificate": (["Tenant Id", "Client Id", "Certificate", "Certificate Password", "Thumbprint"], True),
+    "Managed Identity": (["Client Id"], True),
+    "Workload Identity": (["Tenant Id", "Client Id", "Token File Path"], True),
     "API Key": (["API Key"], False),
 }
 SPEC_JOB_TYPES = {
@@ -145,6 +148,12 @@ def test_auth_methods_match_the_spec(manifest: dict) -> None:
     for method, (names, _) in SPEC_AUTH_METHODS.items():
         for name in names:
             assert method in attributes[name]["auth_methods"], (method, name)
+
+
+def test_the_code_serves_exactly_the_manifests_auth_methods(manifest: dict) -> None:
+    from polysync_azure_openai.identity import AUTH_METHODS
+
+    assert list(AUTH_METHODS) == [m["name"] for m in manifest["platform"]["auth_methods"]]
 
 
 def test_job_types_match_the_spec(manifest: dict) -> None:

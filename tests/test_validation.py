@@ -13,6 +13,7 @@ import pytest
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
 from .conftest import emulator_attributes, imported
@@ -31,6 +32,7 @@ class Row:
     hook: str = "submit"
     job_type: str = CHAT
     external_id: str = "gpt-4o"
+    method: str = "Service Principal"  # the platform's auth method, with that method's attributes
     #: The job attributes and run parameters to start from, instead of the job type's base ones.
     attributes: dict[str, str] | None = None
     params: dict[str, Any] | None = None
@@ -118,6 +120,7 @@ ROWS = [
     Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries'", "whole number")),
     Row("retries-huge", "platform", "Max Retries", "99", "2", ("'Max Retries'", "from 0 to 10")),
     Row("retries-eleven", "platform", "Max Retries", "11", "10", ("'Max Retries'", "from 0 to 10")),
+    Row("retries-5000-digits", "platform", "Max Retries", "1" * 5000, "1", ("'Max Retries'", "whole number")),
     # Python's \d and float() take these; Azure and the spec do not.
     Row("retries-arabic-digit", "platform", "Max Retries", "\u0663", "3", ("'Max Retries'", "whole number")),
     Row(
@@ -147,15 +150,90 @@ ROWS = [
         "auth-method",
         "auth",
         "auth_method",
-        "Managed Identity",
+        "Azure CLI",
         "Service Principal",
-        ("'Managed Identity'", "Choose one of", "Service Principal"),
+        ("'Azure CLI'", "Choose one of", "Service Principal", "Managed Identity", "Workload Identity"),
+    ),
+    # -- keyless methods (second-release §E) ------------------------------------------------------
+    Row(
+        "managed-client-id",
+        "platform",
+        "Client Id",
+        "my-identity",
+        KEEP,
+        ("'Client Id'", "'my-identity'", "GUID", "blank for the system-assigned identity"),
+        method="Managed Identity",
+    ),
+    Row(
+        "managed-client-id-resource-id",
+        "platform",
+        "Client Id",
+        "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/worker",
+        KEEP,
+        ("'Client Id'", "GUID", "Client ID"),
+        method="Managed Identity",
+    ),
+    Row(
+        "token-file-relative",
+        "platform",
+        "Token File Path",
+        "tokens/azure-identity-token",
+        KEEP,
+        ("'Token File Path'", "'tokens/azure-identity-token'", "must be an absolute path"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-missing",
+        "platform",
+        "Token File Path",
+        "/var/run/secrets/azure/tokens/azure-identity-token",
+        KEEP,
+        ("'Token File Path'", "does not exist on this worker", "Mount the federated token"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-directory",
+        "platform",
+        "Token File Path",
+        "/",
+        KEEP,
+        ("'Token File Path'", "a directory"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-unset",
+        "platform",
+        "Token File Path",
+        None,
+        KEEP,
+        ("'Token File Path'", "is not set", "AZURE_FEDERATED_TOKEN_FILE"),
+        method="Workload Identity",
+    ),
+    Row(
+        "workload-client-id",
+        "platform",
+        "Client Id",
+        "my-workload",
+        KEEP,
+        ("'Client Id'", "GUID"),
+        method="Workload Identity",
+    ),
+    Row(
+        "workload-tenant-missing",
+        "platform",
+        "Tenant Id",
+        None,
+        KEEP,
+        ("'Tenant Id'", "is not set", "managed identity's Overview page"),
+        method="Workload Identity",
     ),
     Row("auth-method-missing", "auth", "auth_method", "", "Service Principal", ("authentication method not set",)),
     # -- job attributes -------------------------------------------------------------------------
     Row("max-tokens-decimal", "job", "OpenAI Max Tokens", "1.0", "16", ("'OpenAI Max Tokens'", "'1.0'", "whole number")),
     Row("max-tokens-negative", "job", "OpenAI Max Tokens", "-1", "16", ("'OpenAI Max Tokens'",)),
     Row("max-tokens-zero", "job", "OpenAI Max Tokens", "0", "16", ("'OpenAI Max Tokens'",)),
+    Row("max-tokens-5000-digits", "job", "OpenAI Max Tokens", "9" * 5000, "16", ("'OpenAI Max Tokens'", "whole number")),
     Row("max-tokens-text", "job", "OpenAI Max Tokens", "many", "16", ("'OpenAI Max Tokens'",)),
     Row("temperature-high", "job", "OpenAI Temperature", "2.5", "2", ("'OpenAI Temperature'", "from 0 to 2")),
     Row("temperature-negative", "job", "OpenAI Temperature", "-0.1", "0", ("'OpenAI Temperature'",)),
@@ -582,9 +660,21 @@ BASE_JOB = {CHAT: {}, EMBEDDING: {}, BATCH: {"OpenAI Input File ID": "file-abc12
 BASE_PARAMS = {CHAT: {"user_prompt": "hi"}, EMBEDDING: {"input": "hi"}, BATCH: {}}
 
 
-def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+def base_attributes(emu: Emulator, method: str) -> dict[str, str]:
+    """The emulator platform's attributes for ``method`` (the keyless ones have no secret)."""
     attributes = emulator_attributes(emu)
-    auth_method = "Service Principal"
+    if method == "Managed Identity":
+        for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
+            del attributes[name]
+    elif method == "Workload Identity":
+        del attributes["Client Secret"]
+        attributes |= {"Client Id": emu.workload_client_id, "Token File Path": str(emu.write_federated_token())}
+    return attributes
+
+
+def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+    attributes = base_attributes(emu, row.method)
+    auth_method = row.method
     job_attributes = dict(BASE_JOB[row.job_type] if row.attributes is None else row.attributes)
     params = dict(BASE_PARAMS[row.job_type] if row.params is None else row.params)
     run_id = "gpt-4o#sync#Success"
@@ -622,7 +712,15 @@ def test_at_least_forty_rows() -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_bad_input_is_refused_before_any_request(pm: pluggy.PluginManager, emu: Emulator, row: Row) -> None:
+def test_bad_input_is_refused_before_any_request(
+    pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keyless methods' environment, as App Service and the AKS webhook would set it (but no
+    # AZURE_FEDERATED_TOKEN_FILE: the rows test 'Token File Path' alone).
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError) as info:
         call(pm, emu, row, row.bad)
     message = str(info.value)

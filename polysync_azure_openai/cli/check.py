@@ -120,8 +120,8 @@ def check_steps(target: Target, deployment: str | None) -> list[Step]:
                 STEP_NAMES[3],
                 SKIP,
                 "impossible with 'API Key': Azure Resource Manager does not accept keys, so Import Jobs cannot list deployments",
-                "Switch the platform to 'Service Principal' or 'Certificate' for Import Jobs (and back to 'API Key' "
-                "for runs if you want).",
+                "Switch the platform to 'Service Principal' (or 'Certificate', 'Managed Identity', 'Workload Identity') "
+                "for Import Jobs (and back to 'API Key' for runs if you want).",
             )
         )
         data_token_ok = True

@@ -136,6 +136,14 @@ def _run_demo() -> None:
         print(f"inputs       {len(texts)} texts in one call, OpenAI Dimensions 256: vectors of {sizes} numbers, in input order")
         _demo_batch(emu, pm, platform, by_type[BATCH])
         print(f"\ntoken requests to Entra ID: {emu.token_requests()} (one per scope, reused across runs)")
+        _demo_identities(emu, pm)
+
+
+def _demo_identities(emu: Emulator, pm: pluggy.PluginManager) -> None:
+    from .demo_identities import demo_identities
+
+    with tempfile.TemporaryDirectory(prefix="polysync-demo-") as scratch:
+        demo_identities(emu, pm, Path(scratch), _expect)
 
 
 #: The structured-output run's schema: strict, so every property is required and none other allowed.

@@ -12,6 +12,7 @@ from typing import Any, Final
 import requests
 
 from ..errors import ErrorDetail, TransportError
+from ..redaction import Redactor
 from .classify import short
 from .decide import MAX_RETRY_AFTER
 
@@ -88,9 +89,8 @@ def error_detail(
             code = xml_code.group(1)
         content_type = headers.get("Content-Type", "") or "no content type"
         message = f"non-JSON error body ({content_type}): {text[:ERROR_TEXT_LIMIT]}" if text else "empty error body"
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return ErrorDetail(status, code, message, request_id(headers, client_request_id), attempts)
+    # Every text here came from the server: scrub it whole, not just the message (spec §A).
+    return Redactor.of(secrets).detail(ErrorDetail(status, code, message, request_id(headers, client_request_id), attempts))
 
 
 def _text(value: Any) -> str | None:
@@ -114,6 +114,7 @@ def _filtered_categories(inner: Mapping[str, Any]) -> str:
 def read_json(response: requests.Response, what: str) -> dict[str, Any]:
     """The JSON object of a 2xx answer, or a TransportError saying what was wrong with it."""
     rid = response_request_id(response)
+    redact = Redactor.of(sent_secrets(response.request))
     content_type = response.headers.get("Content-Type", "")
     try:
         body = response.content
@@ -123,11 +124,12 @@ def read_json(response: requests.Response, what: str) -> dict[str, Any]:
             transient=True,
         ) from None
     if "json" not in content_type.lower():
+        snippet = body[:200].decode("utf-8", "replace")
         raise TransportError(
             ErrorDetail(
                 response.status_code,
                 "UnexpectedContentType",
-                f"{what}: expected JSON but got {content_type or 'no content type'}: {body[:200].decode('utf-8', 'replace')!r}",
+                redact(f"{what}: expected JSON but got {content_type or 'no content type'}: {snippet!r}"),
                 rid,
             )
         )

@@ -24,6 +24,7 @@ from ..cache import BoundedCache
 from ..clouds import Endpoint
 from ..errors import AzureServiceError, ErrorDetail, RemoteError, TransportError
 from ..platform import PlatformConfig
+from ..redaction import Redactor
 from .azure_errors import error_body, error_detail, request_id, retry_after, sent_secrets
 from .classify import Failure, Transport, classify
 from .decide import RETRY_STATUSES, Answered, Attempt, Budget, Decision, Kind, LookUp, Renew, Wait, decide
@@ -52,7 +53,8 @@ class HttpClient:
         self.timeout = config.timeout
         self.max_retries = config.max_retries
         self.auth: BearerAuth | ApiKeyAuth = auth_for(config, scope)
-        self._fast = FastSession(endpoint.origin, config.ca_bundle)
+        self._secrets = config.auth.secrets
+        self._fast = FastSession(endpoint.origin, config.trusted_ca_bundle())
         self.session = self._fast.session
 
     def __repr__(self) -> str:
@@ -143,7 +145,7 @@ class HttpClient:
             transient = outcome.transport in (Transport.NOT_SENT, Transport.MAYBE_PROCESSED)
             error = TransportError(detail, transient=transient, sent=outcome.transport is not Transport.NOT_SENT)
         else:
-            error = _status_error(outcome, client_request_id, attempt.number)
+            error = _status_error(outcome, client_request_id, attempt.number, self._secrets)
         return MayExist(error) if isinstance(decision, LookUp) else error
 
     def _log_retry(self, method: str, url: str, outcome: requests.Response | Failure, decision: Wait, attempt: Attempt) -> None:
@@ -159,11 +161,12 @@ class HttpClient:
         )
 
 
-def _status_error(response: requests.Response, client_request_id: str, attempts: int) -> RemoteError:
+def _status_error(response: requests.Response, client_request_id: str, attempts: int, secrets: tuple[str, ...]) -> RemoteError:
     status = response.status_code
+    secrets = secrets + sent_secrets(response.request)
     if 300 <= status < 400:
         response.close()
-        location = response.headers.get("Location", "")
+        location = Redactor.of(secrets)(response.headers.get("Location", ""))
         return TransportError(
             ErrorDetail(
                 status,
@@ -175,9 +178,7 @@ def _status_error(response: requests.Response, client_request_id: str, attempts:
                 attempts,
             )
         )
-    detail = error_detail(
-        status, response.headers, error_body(response), client_request_id, attempts, sent_secrets(response.request)
-    )
+    detail = error_detail(status, response.headers, error_body(response), client_request_id, attempts, secrets)
     response.close()
     return AzureServiceError(detail, transient=status in RETRY_STATUSES)
 

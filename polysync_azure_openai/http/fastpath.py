@@ -13,7 +13,6 @@ one-thread throughput against raw ``requests``' 38.4x.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
@@ -89,7 +88,7 @@ def new_session(origin: str, ca_bundle: str | None) -> requests.Session:
     # requests would re-read proxy and CA settings from the environment on every request;
     # read them once here instead (spec §1: REQUESTS_CA_BUNDLE and the proxy variables).
     session.trust_env = False
-    session.verify = ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.verify = ca_bundle or True
     session.proxies.update(requests.utils.get_environ_proxies(origin))
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"

@@ -11,6 +11,7 @@ import attrs
 
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
+from ..http import RetryMode, data_plane, dumps, read_json, response_request_id
 from ..identity import API_KEY
 from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, json_type, lone_surrogate, shown
 from ..manifest import JobTypeSpec, job_type_spec
@@ -274,8 +275,6 @@ class SynchronousService(JobService):
         raise NotImplementedError
 
     def submit(self, platform: Any, job: Any, parameters: Mapping[str, Any], run_key: str) -> RunResult:
-        from ..http import data_plane
-
         config = PlatformConfig.from_host(platform)
         job_input = JobInput(job, parameters)
         deployment = self.deployment(job, job_input)
@@ -306,8 +305,6 @@ class SynchronousService(JobService):
 
     def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """POST the body; on the v1 API the body names the deployment (``model``), the path does not."""
-        from ..http import RetryMode, dumps, read_json, response_request_id
-
         surface = config.surface
         response = client.send(
             "POST",
@@ -319,24 +316,23 @@ class SynchronousService(JobService):
         return read_json(response, f"The {self.operation} answer"), response_request_id(response)
 
     def get_status(self, platform: Any, job: Any, run_id: str) -> RunResult:
-        status = run_ids.decode_sync(run_id, self.name).status
-        return RunResult(
-            run_id=run_id,
-            status=status,
-            outputs={},
-            message=f"{self.name} runs finish within submit; this status is read from the RunId "
+        return self._from_run_id(
+            run_id,
+            f"{self.name} runs finish within submit; this status is read from the RunId "
             "(the outputs were recorded when the run ended).",
         )
 
     def cancel(self, platform: Any, job: Any, run_id: str) -> RunResult:
-        status = run_ids.decode_sync(run_id, self.name).status
-        return RunResult(
-            run_id=run_id,
-            status=status,
-            outputs={},
-            message=f"Cancel is not supported for {self.name}: the run finished within submit "
-            f"with status {status}; nothing was sent to Azure.",
+        return self._from_run_id(
+            run_id,
+            f"Cancel is not supported for {self.name}: the run finished within submit "
+            "with status {status}; nothing was sent to Azure.",
         )
+
+    def _from_run_id(self, run_id: str, message: str) -> RunResult:
+        """The outcome a synchronous RunId records; ``{status}`` in ``message`` names it."""
+        status = run_ids.decode_sync(run_id, self.name).status
+        return RunResult(run_id=run_id, status=status, outputs={}, message=message.format(status=status))
 
     def check_run_id(self, run_id: str) -> None:
         run_ids.decode_sync(run_id, self.name)

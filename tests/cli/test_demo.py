@@ -43,6 +43,11 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
         "] Success: Batch batch_",
         "requests     6 of 6 completed, 0 failed",
         "  question-1   Emulated answer: ",
+        "== Workload Identity run",
+        "(the app trusting system:serviceaccount:polysync:polysync-worker)",
+        "== Managed Identity run",
+        "/msi/token (plain HTTP on the host",
+        "(the host's system-assigned identity)",
         "every step succeeded",
     ):
         assert fragment in out, fragment
@@ -50,6 +55,7 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
     assert uploaded.startswith("file-") and "processed" in out.split("uploaded     ", 1)[1].splitlines()[0]
     assert out.count("  question-") == 3
     assert out.index("== Embedding run") < out.index("== Batch run") < out.index("every step succeeded")
+    assert out.index("== Batch run") < out.index("== Workload Identity run") < out.index("== Managed Identity run")
 
 
 def test_help_lists_the_commands() -> None:
