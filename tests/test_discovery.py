@@ -250,3 +250,41 @@ def test_a_thousand_deployments_in_ten_pages_is_one_listing(pm: pluggy.PluginMan
     assert len(jobs) == 2000  # chat + batch for each
     assert listings(emu) == 1
     assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 10
+
+
+# Spec §1.2: chat-capable unless capabilities has keys but no chatCompletion "true", or the model
+# name holds a known non-chat family. The families are spelled out here, not read from
+# discovery.NON_CHAT_FAMILIES, so that a family dropped from that list fails its row.
+NON_CHAT_MODELS = {
+    "dall-e": "dall-e-3",
+    "gpt-image": "gpt-image-1",
+    "whisper": "whisper",
+    "tts": "tts-hd",
+    "transcribe": "gpt-4o-transcribe",
+    "realtime": "gpt-4o-realtime-preview",
+    "sora": "Sora",
+}
+CAPABILITIES = {
+    "true": ({"chatCompletion": "true"}, True),
+    "True": ({"chatCompletion": "True"}, True),
+    "false": ({"chatCompletion": "false"}, False),
+    "other-keys-only": ({"completion": "true", "embeddings": "false"}, False),
+    # An older ARM api-version lists no capabilities: the model name decides.
+    "missing": ({}, True),
+}
+
+
+def test_chat_capability_table(pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    deployments = [Deployment(name=f"gpt-4o-{row}", model="gpt-4o", capabilities=caps) for row, (caps, _) in CAPABILITIES.items()]
+    expected = {f"gpt-4o-{row}": chat for row, (_, chat) in CAPABILITIES.items()}
+    for family, model in NON_CHAT_MODELS.items():
+        for row in ("missing", "true"):
+            deployments.append(Deployment(name=f"{family}-{row}", model=model, capabilities=CAPABILITIES[row][0]))
+            expected[f"{family}-{row}"] = False
+    emu.set_deployments(deployments)
+    jobs = imported(pm, sp_platform(emu))
+    got = {d.name: sorted(j.job_type for j in jobs if j.external_id in (d.name, f"{d.name}::batch")) for d in deployments}
+    assert got == {name: sorted([CHAT, BATCH]) if chat else [] for name, chat in expected.items()}
+    warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert all(name in warnings for name, chat in expected.items() if not chat)

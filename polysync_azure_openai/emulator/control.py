@@ -57,7 +57,8 @@ class Emulator(ServerHandle):
 
     Files and batches follow :attr:`clock`, which stands still unless advanced
     (`realtime_clock=False`, for tests) or follows real time plus the advances
-    (`realtime_clock=True`, for a hand-run emulator or the demo).
+    (`realtime_clock=True`, for a hand-run emulator or the demo). `clock_start` (Unix seconds)
+    starts it in the past, so that what a test creates first is days old by the time it ends.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class Emulator(ServerHandle):
         page_size: int = 100,
         port: int = 0,
         realtime_clock: bool = False,
+        clock_start: float | None = None,
     ) -> None:
         if cloud not in CLOUDS:
             raise ValueError(f"unknown cloud {cloud!r}; expected one of {', '.join(CLOUDS)}")
@@ -91,7 +93,7 @@ class Emulator(ServerHandle):
         self._state.add_secret_client(self._client_id, self._client_secret, DEFAULT_ROLES)
         self._state.add_api_key(self._api_key)
         self._state.set_deployments(DEFAULT_DEPLOYMENTS)
-        self._clock = Clock(running=realtime_clock)
+        self._clock = Clock(running=realtime_clock, start=clock_start)
         self._batch_timing = BatchTiming()
         self._files = FileStore(self._clock)
         self._dataplane = DataPlaneService(self._config, self._state)

@@ -445,10 +445,11 @@ class BatchApi:
             for item in items:
                 seen += 1
                 batch = Batch.from_json(item)
-                if batch.run_key == run_key and BATCH_ID.fullmatch(batch.id):
-                    return batch
+                # Age first: a run's own batch older than the window is not re-attached (§4).
                 if batch.created_at is not None and batch.created_at.timestamp() < oldest:
                     return None
+                if batch.run_key == run_key and BATCH_ID.fullmatch(batch.id):
+                    return batch
             last = page.get("last_id") or (items[-1].get("id") if items else None)
             if not page.get("has_more") or not items or not isinstance(last, str) or not BATCH_ID.fullmatch(last):
                 return None

@@ -1,16 +1,20 @@
 """Azure OpenAI Batch Job end to end against the emulator's batch lifecycle (spec §4).
 
 The platforms speak the v1 API (the default), whose batch lines use the `/v1` url form; the
-dated API's batches, and the RunIds 0.1.0 issued for them, are tested at the end.
+dated API's batches, and the RunIds 0.1.0 issued for them, have their own section.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime
 
 import pluggy
 import pytest
+import trustme
 
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
@@ -326,3 +330,100 @@ def test_dated_lines_on_a_v1_platform_fail_with_the_url_to_use(pm: pluggy.Plugin
     result = status(pm, platform, submitted.run_id)
     assert result.status == "Failed" and "url_mismatch" in result.message
     assert "Fix: every input line's url must be the batch endpoint '/v1/chat/completions'" in result.message
+
+
+def test_a_400_on_create_is_a_failed_run_with_azures_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # "48h" has the shape the plugin accepts; only Azure knows it serves 24h alone.
+    platform = sp_platform(emu)
+    result = submit(pm, platform, emu.add_file(jsonl(2)), OpenAI_Completion_Window="48h")
+    assert result.status == "Failed"
+    assert result.run_id == "gpt-4o-batch#batch#Failed"
+    assert "HTTP 400" in result.message and "invalidPayload" in result.message
+    assert "The completion window '48h' is not supported" in result.message
+    assert result.ended_at is not None
+    # A 400 means nothing was created: neither sent again nor looked up afterwards.
+    kinds = [r.kind for r in emu.requests]
+    assert kinds.count("batches.create") == 1 and kinds[-1] == "batches.create"
+    assert emu.batches == []
+    assert status(pm, platform, result.run_id).status == "Failed"
+
+
+# -- the run_key look-up looks back 48 hours ------------------------------------------------------
+
+HOUR = 3600
+
+
+@pytest.fixture
+def history(ca: trustme.CA) -> Iterator[Emulator]:
+    """An emulator whose clock starts 49 hours ago: what a test creates first is that old."""
+    with Emulator(ca=ca, clock_start=time.time() - 49 * HOUR) as emulator:
+        yield emulator
+
+
+def creates(emu: Emulator) -> int:
+    return [r.kind for r in emu.requests].count("batches.create")
+
+
+def test_a_resubmit_49_hours_later_starts_a_new_batch(pm: pluggy.PluginManager, history: Emulator) -> None:
+    platform = sp_platform(history)
+    file_id = history.add_file(jsonl(2))
+    old = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    history.advance(HOUR / 2)
+    submit(pm, platform, file_id, run_key="another-run")  # 48.5 h old by the re-submit: past the window
+    history.advance(48 * HOUR)  # the emulator's clock back at real time
+    again = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    assert again.status == "Running" and again.run_id != old.run_id
+    assert creates(history) == 3
+
+
+def test_a_lone_batch_49_hours_old_is_not_reattached(pm: pluggy.PluginManager, history: Emulator) -> None:
+    platform = sp_platform(history)
+    file_id = history.add_file(jsonl(2))
+    old = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    history.advance(49 * HOUR)
+    again = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    assert again.run_id != old.run_id
+    assert creates(history) == 2
+
+
+def test_a_resubmit_47_hours_later_finds_its_batch(pm: pluggy.PluginManager, history: Emulator) -> None:
+    platform = sp_platform(history)
+    file_id = history.add_file(jsonl(2))
+    history.advance(2 * HOUR)
+    first = submit(pm, platform, file_id, run_key="run-of-yesterday")
+    history.advance(HOUR / 2)
+    submit(pm, platform, file_id, run_key="another-run")
+    history.advance(47 * HOUR)
+    again = submit(pm, platform, file_id, run_key="run-of-yesterday")
+    assert again.run_id == first.run_id
+    assert creates(history) == 2
+
+
+# -- an input file still pending -----------------------------------------------------------------
+
+
+def test_submit_waits_for_a_pending_input_file_before_creating(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.file_processing_seconds = 60
+    file_id = emu.add_file(jsonl(2))
+    assert emu.file(file_id)["status"] == "pending"
+    seen_pending = threading.Event()
+
+    def process_after_the_first_read() -> None:
+        # Azure finishes processing while the plugin waits: its first read saw "pending".
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(r.kind == "files.get" for r in emu.requests):
+                seen_pending.set()
+                emu.advance(60)
+                return
+            time.sleep(0.01)
+
+    worker = threading.Thread(target=process_after_the_first_read)
+    worker.start()
+    result = submit(pm, sp_platform(emu), file_id)
+    worker.join()
+    assert seen_pending.is_set()
+    assert result.status == "Running", result.message
+    kinds = [r.kind for r in emu.requests if r.kind in ("files.get", "batches.create")]
+    assert kinds.count("files.get") >= 2 and kinds[-1] == "batches.create" and kinds.count("batches.create") == 1
+    assert emu.batch(result.run_id)["input_file_id"] == file_id

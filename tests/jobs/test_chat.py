@@ -369,3 +369,49 @@ def test_a_foundry_model_on_a_dated_version_is_refused_before_any_call(pm: plugg
     assert "'Model Format'" in message and "'DeepSeek'" in message and "only on the v1 API" in message
     assert "Set the platform's 'OpenAI API Version' to v1" in message
     assert emu.requests == []
+
+
+@pytest.mark.parametrize("value", ["0", "0.0"])
+def test_temperature_zero_is_sent(pm: pluggy.PluginManager, emu: Emulator, value: str) -> None:
+    # 0 is the most deterministic setting, not "unset": leaving it out would sample at Azure's default 1.
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "gpt-4o", OpenAI_Temperature=value),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    assert chat_bodies(emu) == [{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}]
+
+
+REASONING_MODELS = ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "GPT-5"]
+CHAT_MODELS = ["gpt-5-chat", "gpt-4o", "gpt-4.1-mini"]
+
+
+@pytest.mark.parametrize("model", REASONING_MODELS + CHAT_MODELS)
+def test_the_token_limit_field_follows_the_model_name(pm: pluggy.PluginManager, emu: Emulator, model: str) -> None:
+    emu.set_deployments([Deployment("dep", model, model_version="2025-08-07")])
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "dep", Model_Name=model, OpenAI_Max_Tokens="2000"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    field = "max_completion_tokens" if model in REASONING_MODELS else "max_tokens"
+    # One request: a wrong guess would still succeed, after a 400 and a resend.
+    assert chat_bodies(emu) == [{"model": "dep", "messages": [{"role": "user", "content": "hi"}], field: 2000}]
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini"])
+def test_temperature_on_gpt_5_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator, model: str) -> None:
+    emu.set_deployments([Deployment("dep", model, model_version="2025-08-07")])
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu),
+            job=job(CHAT, "dep", Model_Name=model, OpenAI_Temperature="0"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    assert "'OpenAI Temperature'" in str(info.value) and "reasoning model" in str(info.value)
+    assert emu.requests == []
