@@ -23,7 +23,6 @@ from typing import Any, BinaryIO, Final
 import attrs
 import requests
 
-from . import surface
 from .errors import ConfigurationError, ErrorDetail, TransportError
 from .http import RetryMode, create_or_find, data_plane, read_json, response_request_id
 from .ids import FILE_ID
@@ -150,7 +149,8 @@ class FilesApi:
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
         self.client = data_plane(config)
-        self.params = dict(surface.query(config))
+        self.surface = config.surface
+        self.params = config.surface.params
 
     def upload(self, path: Path, purpose: str = "batch") -> FileInfo:
         """POST the file as ``multipart/form-data`` (fields ``purpose`` and ``file``), streamed.
@@ -181,7 +181,7 @@ class FilesApi:
             with MultipartStream(handle, filename, purpose) as body:
                 return self.client.send(
                     "POST",
-                    surface.file_path(),
+                    self.surface.path("files"),
                     params=self.params,
                     body=body,
                     headers={"Content-Type": body.content_type},
@@ -225,7 +225,7 @@ class FilesApi:
             params["purpose"] = purpose
         seen: set[str] = set()
         while True:
-            response = self.client.send("GET", surface.file_path(), params=params, mode=RetryMode.READ)
+            response = self.client.send("GET", self.surface.path("files"), params=params, mode=RetryMode.READ)
             page = read_json(response, "Listing files")
             items = [FileInfo.from_json(i) for i in page.get("data") or [] if isinstance(i, dict)]
             fresh = [i for i in items if FILE_ID.fullmatch(i.id) and i.id not in seen]
@@ -245,7 +245,7 @@ class FilesApi:
 
     def get(self, file_id: str) -> FileInfo:
         check_file_id(file_id)
-        response = self.client.send("GET", surface.file_path(file_id), params=self.params, mode=RetryMode.READ)
+        response = self.client.send("GET", self.surface.path(f"files/{file_id}"), params=self.params, mode=RetryMode.READ)
         return FileInfo.from_json(read_json(response, f"Reading file {file_id}"))
 
     def wait_until_processed(
@@ -278,7 +278,7 @@ class FilesApi:
                 f"Cannot write {target}: the directory {target.parent} does not exist. Create it or choose another --out."
             )
         response = self.client.send(
-            "GET", surface.file_path(file_id, content=True), params=self.params, mode=RetryMode.READ, stream=True
+            "GET", self.surface.path(f"files/{file_id}/content"), params=self.params, mode=RetryMode.READ, stream=True
         )
         request_id = response_request_id(response)
         # With a content coding, Content-Length counts the encoded bytes, not the ones written.

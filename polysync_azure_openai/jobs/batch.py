@@ -14,7 +14,6 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
-from .. import surface
 from ..errors import RemoteError, TransportError
 from ..ids import COMPLETION_WINDOW, FILE_ID, json_type
 from ..platform import PlatformConfig
@@ -64,14 +63,16 @@ class BatchService(JobService):
 
     @staticmethod
     def _endpoint(job_input: JobInput) -> str:
+        """The endpoint in its bare form; either form names it, and what is sent takes the surface's."""
         endpoint = job_input.attribute("OpenAI Batch Endpoint") or BATCH_ENDPOINTS[0]
-        if endpoint not in BATCH_ENDPOINTS:
+        bare = endpoint.removeprefix("/v1")
+        if bare not in BATCH_ENDPOINTS:
             raise job_input.fail(
                 "attribute 'OpenAI Batch Endpoint'",
                 f"is {endpoint[:80]!r}",
-                f"Use one of {', '.join(BATCH_ENDPOINTS)} (the url of every input line).",
+                f"Use one of {', '.join(BATCH_ENDPOINTS)} (the url of every input line, with /v1 in front on the v1 API).",
             )
-        return endpoint
+        return bare
 
     @staticmethod
     def _window(job_input: JobInput) -> str:
@@ -138,7 +139,7 @@ class BatchService(JobService):
                 job_input,
                 deployment,
                 job_input.parameters["requests"],
-                url=surface.line_url(config, endpoint),
+                url=config.surface.batch_endpoint(endpoint),
                 endpoint=endpoint,
                 window=window,
                 run_key=key,
@@ -167,7 +168,7 @@ class BatchService(JobService):
                 return _never_created(
                     run_ids.local(deployment, run_ids.LOCAL_BATCH, FAILED), f"{what} failed: {problem}", started
                 )
-            created = api.create(file_id, surface.line_url(config, endpoint), window, {RUN_KEY_METADATA: key})
+            created = api.create(file_id, config.surface.batch_endpoint(endpoint), window, {RUN_KEY_METADATA: key})
             return self._file_result(config, created, endpoint, max_results)
         except RemoteError as exc:
             return self._failed_submit(config, deployment, exc, what, started)
@@ -240,7 +241,9 @@ class BatchService(JobService):
 
     def _in_flight_failure(self, run_id: str, exc: RemoteError, config: PlatformConfig, what: str) -> RunResult:
         """While a batch may still be running, only a definite answer may end the run (spec §4)."""
-        message = failure_message(exc.detail, what=what, operation=self.operation, api_key=config.auth.method == "API Key")
+        message = failure_message(
+            exc.detail, what=what, operation=self.operation, api_key=config.auth.method == "API Key", v1=config.surface.is_v1
+        )
         status = exc.detail.status
         if exc.transient or status in (401, 403) or isinstance(exc, TransportError):
             return RunResult(

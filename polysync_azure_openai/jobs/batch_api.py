@@ -11,12 +11,12 @@ from typing import Any, Final
 
 import attrs
 
-from .. import surface
 from ..errors import AzureServiceError, ErrorDetail, TransportError
 from ..files import FileInfo
 from ..ids import BATCH_ID
 from ..platform import PlatformConfig
 from ..results import CANCELLED, FAILED, RUNNING, SUCCESS, UNKNOWN, RunResult
+from ..troubleshooting import batch_failure_fix
 from .base import int_or_none, json_object
 
 RUN_KEY_METADATA: Final = "polysync_run_key"
@@ -149,9 +149,10 @@ class Batch:
         if self.status == "completed":
             return f"Batch {self.id} completed: {self.progress()}{files_note}."
         if self.status == "failed":
+            codes = frozenset(str(error.get("code")) for error in self.errors)
             return (
                 f"Batch {self.id} failed: {self.error_summary() or 'Azure gave no error detail'}. "
-                "Fix the input file (see the errors above) and upload it again."
+                f"Fix: {batch_failure_fix(codes, self.endpoint)}"
             )
         if self.status == "expired":
             raw = json.dumps(self.errors_raw, ensure_ascii=False)[:1000]
@@ -186,7 +187,8 @@ class BatchApi:
     def __init__(self, client: Any, config: PlatformConfig) -> None:
         self.client = client
         self.config = config
-        self.params = dict(surface.query(config))
+        self.surface = config.surface
+        self.params = config.surface.params
         self.server_now: float | None = None
 
     def now(self) -> float:
@@ -211,27 +213,36 @@ class BatchApi:
         return read_json(response, what)
 
     def get(self, batch_id: str) -> Batch:
-        return self._batch(self._json("GET", surface.batch_path(batch_id), f"Reading batch {batch_id}"), batch_id)
+        return self._batch(self._json("GET", self.surface.path(f"batches/{batch_id}"), f"Reading batch {batch_id}"), batch_id)
 
     def get_file(self, file_id: str) -> FileInfo:
-        return FileInfo.from_json(self._json("GET", surface.file_path(file_id), f"Reading file {file_id}"))
+        return FileInfo.from_json(self._json("GET", self.surface.path(f"files/{file_id}"), f"Reading file {file_id}"))
 
     def cancel(self, batch_id: str) -> Batch:
         from ..http import RetryMode
 
-        path = surface.batch_path(batch_id, cancel=True)
+        path = self.surface.path(f"batches/{batch_id}/cancel")
         payload = self._json("POST", path, f"Cancelling batch {batch_id}", mode=RetryMode.POST)
         return self._batch(payload, batch_id)
 
     def create(self, file_id: str, endpoint: str, window: str, metadata: Mapping[str, str]) -> Batch:
-        """Create the batch; after an unknown outcome it is looked up by its metadata first (§A)."""
+        """Create the batch; after an unknown outcome it is looked up by its metadata first (§A).
+
+        ``endpoint`` is sent as given: it must be the ``url`` of the file's lines, in the form of
+        the surface they were written for.
+        """
         from ..http import RetryMode, create_or_find, dumps, read_json
 
         body = {"input_file_id": file_id, "endpoint": endpoint, "completion_window": window, "metadata": dict(metadata)}
 
         def send(retries: int) -> Any:
             response = self.client.send(
-                "POST", surface.batch_path(), params=self.params, body=dumps(body), mode=RetryMode.CREATE, max_retries=retries
+                "POST",
+                self.surface.path("batches"),
+                params=self.params,
+                body=dumps(body),
+                mode=RetryMode.CREATE,
+                max_retries=retries,
             )
             self.note_date(response)
             return response
@@ -263,7 +274,7 @@ class BatchApi:
             params = {"limit": str(min(LOOKUP_PAGE, limit - seen))}
             if after is not None:
                 params["after"] = after
-            page = self._json("GET", surface.batch_path(), "Listing batches", params=params)
+            page = self._json("GET", self.surface.path("batches"), "Listing batches", params=params)
             items = [i for i in page.get("data") or [] if isinstance(i, dict)]
             for item in items:
                 seen += 1
@@ -289,7 +300,7 @@ class BatchApi:
         delay = 0.5
         while True:
             try:
-                info = self._json("GET", surface.file_path(file_id), f"Reading input file {file_id}")
+                info = self._json("GET", self.surface.path(f"files/{file_id}"), f"Reading input file {file_id}")
             except AzureServiceError as exc:
                 if exc.detail.status == 404:
                     return (

@@ -14,9 +14,9 @@ from typing import Any, Final
 import attrs
 
 from ..ids import json_type, shown
-from . import chat_options
+from ..platform import PlatformConfig
+from . import chat_body, chat_options, structured
 from .base import MAX_TEXT_CHARS, JobInput
-from .chat import is_reasoning_model
 
 MAX_CUSTOM_ID: Final = 64
 CHAT_ITEM_KEYS: Final = frozenset(
@@ -29,6 +29,8 @@ REASONING_REFUSED: Final = ("temperature", "top_p", "presence_penalty", "frequen
 PARAMETER: Final = "parameter 'requests'"
 #: How every batch line is written: compact, UTF-8 as is, no NaN (Azure's parser refuses it).
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+JSON_WORD_MISSING: Final = "asks for json_object, but no message mentions JSON, which Azure requires"
+JSON_WORD_FIX: Final = "Say what JSON to answer with in 'OpenAI System Prompt' or the item's prompt."
 LONE_SURROGATE: Final = "contains a lone surrogate, which is not text UTF-8 can carry"
 SURROGATE_FIX: Final = "Fix the upstream output that made it."
 
@@ -59,39 +61,20 @@ class ChatDefaults:
     reasoning: bool | None
 
     @classmethod
-    def from_job(cls, job_input: JobInput) -> ChatDefaults:
+    def from_job(cls, job_input: JobInput, config: PlatformConfig) -> ChatDefaults:
+        """The attributes, checked as the Chat Completion job checks them."""
         model_name = job_input.attribute("Model Name")
-        reasoning = is_reasoning_model(model_name) if model_name else None
+        reasoning = chat_body.is_reasoning_model(model_name) if model_name else None
         temperature = job_input.decimal("OpenAI Temperature", 0.0, 2.0)
-        if reasoning and temperature is not None:
-            raise job_input.fail(
-                "attribute 'OpenAI Temperature'",
-                f"is set, but {model_name!r} is a reasoning model, which refuses temperature",
-                "Leave 'OpenAI Temperature' blank for this job.",
-            )
-        effort = job_input.attribute("OpenAI Reasoning Effort")
-        if effort is not None:
-            problem = chat_options.reasoning_effort_problem(effort)
-            if problem is not None:
-                raise job_input.fail("attribute 'OpenAI Reasoning Effort'", problem, "Or leave it blank.")
-            if reasoning is False:
-                raise job_input.fail(
-                    "attribute 'OpenAI Reasoning Effort'",
-                    f"is set, but {model_name!r} is not a reasoning model",
-                    "Leave it blank for this job.",
-                )
-        text = job_input.attribute("OpenAI Response Format")
-        response_format, problem = chat_options.response_format(text or "")
-        if problem is not None:
-            raise job_input.fail(
-                "attribute 'OpenAI Response Format'", problem, "Use text, json_object or a JSON Schema object, or leave it blank."
-            )
+        if reasoning:
+            chat_body.check_reasoning(job_input, config, model_name, temperature)
+        chosen = structured.response_format(job_input, config)
         return cls(
             system_prompt=job_input.attribute("OpenAI System Prompt"),
             max_tokens=job_input.positive_int("OpenAI Max Tokens"),
             temperature=temperature,
-            reasoning_effort=effort,
-            response_format=response_format,
+            reasoning_effort=chat_body.reasoning_effort(job_input, model_name, bool(reasoning)),
+            response_format=chosen.wire if chosen is not None else None,
             reasoning=reasoning,
         )
 
@@ -99,8 +82,9 @@ class ChatDefaults:
 class LineBuilder:
     """Items to batch input lines for one job: ``line(index, item)`` or a clear error."""
 
-    def __init__(self, job_input: JobInput, deployment: str, url: str, endpoint: str) -> None:
+    def __init__(self, job_input: JobInput, config: PlatformConfig, deployment: str, url: str, endpoint: str) -> None:
         self.job_input = job_input
+        self.config = config
         self.deployment = deployment
         self.url = url
         self.chat = endpoint == "/chat/completions"
@@ -113,10 +97,16 @@ class LineBuilder:
                 f"is {endpoint!r}, which needs {wanted}, but 'Model Name' is {model_name!r}",
                 "Set 'OpenAI Batch Endpoint' to match the deployment's model, or use another deployment.",
             )
-        self.defaults = ChatDefaults.from_job(job_input) if self.chat else None
+        self.defaults = ChatDefaults.from_job(job_input, config) if self.chat else None
         self._template = self._plain_template()
         #: Whether a plain string item asks for a JSON answer (the job's response format).
         self.plain_wants_json = self.defaults is not None and self.defaults.response_format is not None
+        # JSON mode needs "json" in some message: when the system prompt has none, each prompt must.
+        self._plain_needs_json_word = bool(
+            self.defaults is not None
+            and _is_json_mode(self.defaults.response_format)
+            and "json" not in (self.defaults.system_prompt or "").lower()
+        )
 
     def _plain_template(self) -> tuple[str, str, str]:
         """A string item's line around its index and its text, taken from the general path once.
@@ -126,7 +116,7 @@ class LineBuilder:
         gives the very bytes the general path gives (a test compares them).
         """
         probe = "\ue000text\ue001"
-        line = self.line(0, probe)[1]
+        line = self._line(0, probe)[1]
         line["custom_id"] = "\ue000id\ue001"
         text = _ENCODER.encode(line)
         head, rest = text.split(_ENCODER.encode(line["custom_id"]))
@@ -140,6 +130,8 @@ class LineBuilder:
             raise self.fail(index, f"has an empty '{key}'", f"Give '{key}' as non-empty text, or drop the item.")
         if len(text) > MAX_TEXT_CHARS:
             raise self.fail(index, f"is {len(text):,} characters, more than {MAX_TEXT_CHARS:,}", "Shorten it.")
+        if self._plain_needs_json_word and "json" not in text.lower():
+            raise self.fail(index, JSON_WORD_MISSING, JSON_WORD_FIX)
         head, middle, tail = self._template
         try:
             return f'{head}"row-{index}"{middle}{encode_basestring(text)}{tail}'.encode()
@@ -150,7 +142,16 @@ class LineBuilder:
         return self.job_input.fail(f"{PARAMETER} item {index}", problem, fix)
 
     def line(self, index: int, item: Any) -> tuple[str | None, dict[str, Any]]:
-        """(the item's own custom_id or None, the JSON line)."""
+        """(the item's own custom_id or None, the JSON line), checked as Azure would check it."""
+        custom_id, line = self._line(index, item)
+        body = line["body"]
+        if _is_json_mode(body.get("response_format")):
+            messages = body.get("messages") or []
+            if not any("json" in str(m.get("content") or "").lower() for m in messages if isinstance(m, dict)):
+                raise self.fail(index, JSON_WORD_MISSING, JSON_WORD_FIX)
+        return custom_id, line
+
+    def _line(self, index: int, item: Any) -> tuple[str | None, dict[str, Any]]:
         custom_id: str | None = None
         if isinstance(item, dict):
             custom_id = self._custom_id(index, item.get("custom_id")) if "custom_id" in item else None
@@ -237,6 +238,17 @@ class LineBuilder:
             response_format, problem = chat_options.response_format(item["response_format"])
             if problem is not None:
                 raise self.fail(index, f"has a response_format that {problem}", "Use text, json_object or a JSON Schema object.")
+            if (
+                response_format is not None
+                and response_format["type"] == "json_schema"
+                and self.config.surface.older_than(structured.JSON_SCHEMA_MIN_API_VERSION)
+            ):
+                raise self.fail(
+                    index,
+                    "asks for structured output (a JSON Schema), which Azure serves only on api-version "
+                    f"{structured.JSON_SCHEMA_MIN_API_VERSION} and later, not on {self.config.api_version!r}",
+                    "Set the platform's 'OpenAI API Version' to v1 (or blank), or use json_object.",
+                )
         else:
             response_format = defaults.response_format
         if response_format is not None:
@@ -299,3 +311,7 @@ def encode(builder: LineBuilder, index: int, line: dict[str, Any]) -> bytes:
         raise builder.fail(index, "contains NaN or Infinity, which JSON cannot carry", "Use finite numbers.") from None
     except RecursionError:
         raise builder.fail(index, "nests too deeply to write as JSON", "Flatten the request.") from None
+
+
+def _is_json_mode(response_format: Any) -> bool:
+    return isinstance(response_format, dict) and response_format.get("type") == "json_object"

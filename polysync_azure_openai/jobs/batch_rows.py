@@ -57,7 +57,7 @@ def submit_rows(
     from ..http import data_plane
 
     with tempfile.TemporaryDirectory(prefix="polysync-requests-") as scratch:
-        builder = LineBuilder(job_input, deployment, url, endpoint)
+        builder = LineBuilder(job_input, config, deployment, url, endpoint)
         plan = write_shards(job_input, value, builder, Path(scratch), max_requests=max_requests)
         probe = run_ids.RowsRunId(deployment, url, window, 10**11, plan.counts, plan.plan, run_key)
         if len(str(probe)) > run_ids.MAX_RUN_ID:

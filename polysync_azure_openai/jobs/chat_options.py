@@ -1,14 +1,14 @@
-"""Chat request options shared by the job attributes and the items of a batch's ``requests``:
-reasoning effort and response format (second-release §C), checked before any call."""
+"""Chat request options of the items of a batch's ``requests``: reasoning effort and response
+format (second-release §C) given per item, checked before any call. The job attributes' own
+forms are read by ``chat_body`` and ``structured``, as the Chat Completion job reads them."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import Any
 
-REASONING_EFFORTS: Final = ("none", "minimal", "low", "medium", "high", "xhigh")
-#: What a JSON Schema response format is named in the request (§C).
-SCHEMA_NAME: Final = "result"
+from .chat_body import REASONING_EFFORTS
+from .structured import SCHEMA_NAME
 
 
 def reasoning_effort_problem(value: Any) -> str | None:

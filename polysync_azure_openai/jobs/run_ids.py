@@ -27,10 +27,10 @@ from urllib.parse import quote, unquote
 
 import attrs
 
-from .. import surface
 from ..errors import ConfigurationError
 from ..ids import BATCH_ID, COMPLETION_WINDOW, DEPLOYMENT_NAME, lone_surrogate, shown
 from ..results import FAILED, SUCCESS
+from . import BATCH_ENDPOINTS
 
 SYNC: Final = "sync"
 LOCAL_BATCH: Final = "batch"
@@ -41,6 +41,8 @@ MAX_SHARDS: Final = 20
 MAX_SHARD_REQUESTS: Final = 100_000
 MAX_RUN_KEY: Final = 512
 ID_PLANS: Final = ("d", "c")
+#: The line urls a RunId may record: each batch endpoint, bare (dated api-versions) or on v1.
+LINE_URLS: Final = (*BATCH_ENDPOINTS, *(f"/v1{endpoint}" for endpoint in BATCH_ENDPOINTS))
 FORMAT_PLANS: Final = ("n", "j", "m")
 _SEPARATOR: Final = "#"
 #: The outcomes each local kind is issued with.
@@ -114,7 +116,7 @@ def _parse_rows(run_id: str) -> RowsRunId | None:
     if len(parts) != 8 or parts[1] != ROWS or len(run_id) > MAX_RUN_ID:
         return None
     deployment, _, url, window, created, counts, plan, key = parts
-    if not DEPLOYMENT_NAME.fullmatch(deployment) or url not in surface.LINE_URLS or not COMPLETION_WINDOW.fullmatch(window):
+    if not DEPLOYMENT_NAME.fullmatch(deployment) or url not in LINE_URLS or not COMPLETION_WINDOW.fullmatch(window):
         return None
     if not created.isascii() or not created.isdigit() or len(created) > 12:
         return None

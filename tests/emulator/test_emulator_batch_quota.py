@@ -3,7 +3,6 @@ clock, and the faults batch clients need: a lost upload answer, a clock that mov
 
 from __future__ import annotations
 
-import json
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -118,37 +117,3 @@ def test_a_lost_upload_answer_leaves_the_file_stored(emu: Emulator, http: reques
     (stored,) = [f for f in emu.file_listing() if f["filename"] == "named.jsonl"]
     listing = http.get(files_url(emu), params={"purpose": "batch"}, headers={"api-key": emu.api_key}).json()
     assert stored["id"] in [f["id"] for f in listing["data"]]
-
-
-def test_json_formats_get_json_answers(emu: Emulator, http: requests.Session) -> None:
-    schema = {"type": "object", "properties": {"city": {"type": "string"}, "founded": {"type": "integer"}}}
-    lines = [
-        {"custom_id": "obj", "response_format": {"type": "json_object"}},
-        {"custom_id": "schema", "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}},
-    ]
-    content = "".join(
-        json.dumps(
-            {
-                "custom_id": line["custom_id"],
-                "method": "POST",
-                "url": "/chat/completions",
-                "body": {
-                    "model": "gpt-4o-batch",
-                    "messages": [{"role": "user", "content": "Where?"}],
-                    "response_format": line["response_format"],
-                },
-            }
-        )
-        + "\n"
-        for line in lines
-    )
-    body = {"input_file_id": emu.add_file(content), "endpoint": "/chat/completions", "completion_window": "24h"}
-    batch = http.post(batches_url(emu), json=body, headers={"api-key": emu.api_key}).json()
-    emu.advance(60)
-    done = _get(http, emu, batch["id"])
-    answers = {
-        line["custom_id"]: json.loads(line["response"]["body"]["choices"][0]["message"]["content"])
-        for line in map(json.loads, emu.file_content(done["output_file_id"]).decode().splitlines())
-    }
-    assert "answer" in answers["obj"]
-    assert set(answers["schema"]) == {"city", "founded"} and isinstance(answers["schema"]["founded"], int)

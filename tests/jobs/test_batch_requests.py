@@ -9,10 +9,11 @@ from typing import Any
 import pluggy
 import pytest
 
-from polysync_azure_openai.cli.host import Job
+from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import BATCH
+from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import sp_platform
 
@@ -61,7 +62,9 @@ ROWS = [
     Row("effort-not-reasoning", [{"user_prompt": "a", "reasoning_effort": "low"}], [{"user_prompt": "a"}], (item(0), "only reasoning models take"), {"Model Name": "gpt-4o"}),
     Row("temperature-reasoning", [{"user_prompt": "a", "temperature": 1}], [{"user_prompt": "a"}], (item(0), "a reasoning model refuses"), {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
     Row("body-max-tokens-reasoning", [{"body": {"messages": [{"role": "user", "content": "a"}], "max_tokens": 5}}], [{"body": {"messages": [{"role": "user", "content": "a"}], "max_completion_tokens": 5}}], (item(0), "body.max_tokens", "max_completion_tokens"), {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
-    Row("response-format-xml", [{"user_prompt": "a", "response_format": "xml"}], [{"user_prompt": "a", "response_format": "json_object"}], (item(0), "response_format", "json_object")),
+    Row("response-format-xml", [{"user_prompt": "a", "response_format": "xml"}], [{"user_prompt": "a in JSON", "response_format": "json_object"}], (item(0), "response_format", "json_object")),
+    Row("json-mode-without-json", ["a", {"user_prompt": "Question?", "response_format": "json_object"}], ["a", {"user_prompt": "Answer in JSON.", "response_format": "json_object"}], (item(1), "no message mentions JSON")),
+    Row("json-mode-attribute-without-json", ["Question?"], ["Answer in json."], (item(0), "no message mentions JSON"), {"OpenAI Response Format": "json_object"}),
     Row("response-format-list", [{"user_prompt": "a", "response_format": ["json"]}], [{"user_prompt": "a", "response_format": {"type": "object"}}], (item(0), "response_format")),
     Row("lone-surrogate", ["fine", "broken \ud83d"], ["fine", "whole \U0001f600"], (item(1), "lone surrogate")),
     Row("embedding-empty-input", [{"input": ""}], [{"input": "text"}], (item(0), "empty 'input'"), {"OpenAI Batch Endpoint": "/embeddings", "Deployment Name": "embed-small"}),
@@ -123,7 +126,10 @@ def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[s
 
     job = Job(job_type=BATCH, external_id="d::batch", name="j", attributes=attributes)
     endpoint = attributes.get("OpenAI Batch Endpoint", "/chat/completions")
-    builder = LineBuilder(JobInput(job), "d", endpoint, endpoint)
+    config = PlatformConfig.from_host(
+        Platform(name="p", auth_method="API Key", attributes={"OpenAI Resource Name": "res", "API Key": "k" * 32})
+    )
+    builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
     for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f"]):
         general = encode(builder, index, builder.line(index, {key: text})[1])

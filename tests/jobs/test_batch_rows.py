@@ -83,7 +83,8 @@ def test_rows_in_rows_out_in_input_order(pm: pluggy.PluginManager, emu: Emulator
     assert line_file["filename"] == file_prefix("run-1") + "1.jsonl"
     lines = [json.loads(x) for x in emu.file_content(line_file["id"]).decode().splitlines()]
     assert [x["custom_id"] for x in lines] == ["row-0", "mine", "row-2", "row-3", "row-4", "row-5"]
-    assert {x["url"] for x in lines} == {"/chat/completions"} and {x["body"]["model"] for x in lines} == {"gpt-4o-batch"}
+    # The v1 API (the default): its line urls carry /v1, as the batch's endpoint does.
+    assert {x["url"] for x in lines} == {"/v1/chat/completions"} and {x["body"]["model"] for x in lines} == {"gpt-4o-batch"}
     assert lines[0]["body"] == {
         "messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Question 0?"}],
         "temperature": 0.5,
@@ -131,11 +132,17 @@ def batch_now(emu: Emulator, batch_id: str) -> dict[str, Any]:
 
 def test_json_answers_are_parsed_when_a_json_format_was_asked(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
-    schema = {"type": "object", "properties": {"city": {"type": "string"}, "year": {"type": "integer"}}}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "year": {"type": "integer"}},
+        "required": ["city", "year"],
+        "additionalProperties": False,  # strict structured output takes only closed objects
+    }
     requests = ["Question 0?", {"user_prompt": "Question 1?", "max_tokens": 2}, {"user_prompt": "Q2", "response_format": schema}]
-    submitted = submit(pm, platform, requests, OpenAI_Response_Format="json_object")
+    json_mode = {"OpenAI_Response_Format": "json_object", "OpenAI_System_Prompt": "Answer in JSON."}
+    submitted = submit(pm, platform, requests, **json_mode)
     assert run_ids.decode_batch(submitted.run_id, BATCH).plan == "dj"  # type: ignore[union-attr]
-    done = until_ended(pm, emu, platform, submitted.run_id)
+    done = until_ended(pm, emu, platform, submitted.run_id, **json_mode)
     first, cut, typed = done.outputs["results"]
     assert first["status"] == "succeeded" and first["response_json"] == json.loads(first["response"])
     # An answer the token limit cut short is not JSON: the row failed, its raw text kept.
@@ -392,3 +399,15 @@ def test_rows_that_echo_a_secret_are_scrubbed(pm: pluggy.PluginManager, emu: Emu
     assert emu.client_secret not in text and "***" in done.outputs["results"][1]["response"]
     assert done.outputs["results"][0]["response"].endswith("Question 0?")  # clean rows are untouched
     assert status(pm, platform, submitted.run_id).outputs == done.outputs
+
+
+def test_rows_on_a_dated_api_version_use_its_bare_urls(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version="2024-10-21")
+    submitted = submit(pm, platform, prompts(5), OpenAI_Max_Requests_Per_Batch="3")
+    decoded = run_ids.decode_batch(submitted.run_id, BATCH)
+    assert isinstance(decoded, run_ids.RowsRunId) and decoded.url == "/chat/completions"
+    assert {b["endpoint"] for b in run_batches(emu, "run-1")} == {"/chat/completions"}
+    uploads = [r for r in emu.requests if r.kind == "files.upload"]
+    assert uploads and all(r.path == "/openai/files" and r.query["api-version"] == "2024-10-21" for r in uploads)
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and [r["custom_id"] for r in done.outputs["results"]] == [f"row-{i}" for i in range(5)]
