@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from polysync_azure_openai.errors import ConfigurationError
@@ -69,6 +71,10 @@ ROWS_EXAMPLE = "gpt-4o-batch#rows#/chat/completions#24h#1722476551#300,300,300,1
 
 
 def test_the_rows_form_of_the_readme_decodes() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    v1_example = ROWS_EXAMPLE.replace("#/chat/", "#/v1/chat/")
+    assert f"`{v1_example}`" in readme
+    assert run_ids.decode_batch(v1_example, BATCH).url == "/v1/chat/completions"  # type: ignore[union-attr]
     decoded = run_ids.decode_batch(ROWS_EXAMPLE, BATCH)
     assert decoded == run_ids.RowsRunId(
         "gpt-4o-batch", "/chat/completions", "24h", 1722476551, (300, 300, 300, 100), "dn", "host-run-77"
