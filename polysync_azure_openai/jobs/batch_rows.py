@@ -36,10 +36,6 @@ def results_command(run_id: str) -> str:
     return f"polysync-azure-openai batch results '{run_id}' --out results.jsonl --config platform.toml"
 
 
-def _files_api(config: PlatformConfig) -> FilesApi:
-    return FilesApi(config)
-
-
 def submit_rows(
     config: PlatformConfig,
     job_input: JobInput,
@@ -66,7 +62,7 @@ def submit_rows(
                 f"makes the RunId {len(str(probe))} characters long, more than the {run_ids.MAX_RUN_ID} a host stores",
                 "This is a host error: the host's run keys must be shorter.",
             )
-        files = _files_api(config)
+        files = FilesApi(config)
         api = BatchApi(data_plane(config), config)
         uploaded = _upload_shards(files, plan, run_key)
         created = min((int(f.created_at.timestamp()) for f in uploaded if f.created_at), default=int(api.now()))
@@ -115,14 +111,14 @@ def _upload_shards(files: FilesApi, plan: RequestsPlan, run_key: str) -> list[Fi
 def status_rows(config: PlatformConfig, run: run_ids.RowsRunId, max_results_bytes: int) -> RunResult:
     from ..http import data_plane
 
-    sharded = ShardedRun(run, BatchApi(data_plane(config), config), _files_api(config))
+    sharded = ShardedRun(run, BatchApi(data_plane(config), config), FilesApi(config))
     return move_on(sharded, sharded.observe(), max_results_bytes)
 
 
 def cancel_rows(config: PlatformConfig, run: run_ids.RowsRunId, max_results_bytes: int) -> RunResult:
     from ..http import data_plane
 
-    sharded = ShardedRun(run, BatchApi(data_plane(config), config), _files_api(config))
+    sharded = ShardedRun(run, BatchApi(data_plane(config), config), FilesApi(config))
     view = sharded.observe(with_files=True)
     before = summarize(view, [])
     if before.status in (SUCCESS, FAILED, CANCELLED):
@@ -318,7 +314,7 @@ def export_results(config: PlatformConfig, run_id: str, handle: IO[bytes]) -> tu
     if isinstance(decoded, run_ids.LocalRunId):
         raise ConfigurationError(f"RunId {run_id!r} names a run whose batch was never created: it has no results.")
     api = BatchApi(data_plane(config), config)
-    files = _files_api(config)
+    files = FilesApi(config)
     if isinstance(decoded, run_ids.RowsRunId):
         sharded = ShardedRun(decoded, api, files)
         view = sharded.observe()

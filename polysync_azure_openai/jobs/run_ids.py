@@ -137,14 +137,6 @@ def _parse_rows(run_id: str) -> RowsRunId | None:
     return RowsRunId(deployment, url, window, int(created), sizes, plan, run_key)
 
 
-def rows(run_id: RowsRunId) -> str:
-    """The RunId of a run from ``requests``; a ValueError when it would not fit the host's store."""
-    text = str(run_id)
-    if len(text) > MAX_RUN_ID:
-        raise ValueError(f"the RunId would have {len(text)} characters, more than {MAX_RUN_ID}")
-    return text
-
-
 def local(deployment: str, kind: str, status: str) -> str:
     """The RunId of a run that ended inside ``submit``."""
     if status not in _ISSUED[kind]:

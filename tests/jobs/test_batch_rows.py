@@ -411,3 +411,11 @@ def test_rows_on_a_dated_api_version_use_its_bare_urls(pm: pluggy.PluginManager,
     assert uploads and all(r.path == "/openai/files" and r.query["api-version"] == "2024-10-21" for r in uploads)
     done = until_ended(pm, emu, platform, submitted.run_id)
     assert done.status == "Success" and [r["custom_id"] for r in done.outputs["results"]] == [f"row-{i}" for i in range(5)]
+
+
+def test_a_run_key_too_long_for_a_run_id_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    from polysync_azure_openai.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"run_key makes the RunId .* more than the 1024 a host stores"):
+        submit(pm, sp_platform(emu), prompts(2), run_key="🙂" * 100)  # 100 characters, 1,200 percent-encoded
+    assert emu.requests == []
