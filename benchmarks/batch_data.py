@@ -111,7 +111,10 @@ def token():
     return session.post(f"{args['url']}/{args['tenant_id']}/oauth2/v2.0/token", data={
         "grant_type": "client_credentials", "client_id": args["client_id"], "client_secret": args["secret"],
         "scope": "https://cognitiveservices.azure.com/.default"}, timeout=30).json()["access_token"]
-query = {"api-version": args["api_version"]}
+# The platform's surface: v1 (the default) has its own paths and no api-version.
+v1 = args["api_version"] == "v1"
+base = args["url"] + ("/openai/v1" if v1 else "/openai")
+query = {} if v1 else {"api-version": args["api_version"]}
 """
 
 RAW_UPLOAD_CHILD = (
@@ -144,11 +147,11 @@ class Body:
         return b""
 body = Body()
 headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
-uploaded = session.post(f"{args['url']}/openai/files", params=query, data=body, headers=headers, timeout=(10, 600))
+uploaded = session.post(f"{base}/files", params=query, data=body, headers=headers, timeout=(10, 600))
 uploaded.raise_for_status()
 file_id = uploaded.json()["id"]
 def status():
-    return session.get(f"{args['url']}/openai/files/{file_id}", params=query, headers=headers, timeout=(10, 600)).json()["status"]
+    return session.get(f"{base}/files/{file_id}", params=query, headers=headers, timeout=(10, 600)).json()["status"]
 while status() != "processed":
     time.sleep(0.05)
 elapsed = time.perf_counter() - start
@@ -166,7 +169,7 @@ start = time.perf_counter()
 headers = {"Authorization": "Bearer " + token()}
 written = 0
 for file_id in args["files"]:
-    with session.get(f"{args['url']}/openai/files/{file_id}/content", params=query, headers=headers, stream=True,
+    with session.get(f"{base}/files/{file_id}/content", params=query, headers=headers, stream=True,
                      timeout=(10, 600)) as response:
         response.raise_for_status()
         with open(os.path.join(args["out"], file_id), "wb") as handle:
@@ -236,7 +239,7 @@ class Figure:
         return self.text
 
 
-def _jsonl_like_the_plugin(path: Path, rows: int, chars: int, deployment: str) -> int:
+def _jsonl_like_the_plugin(path: Path, rows: int, chars: int, deployment: str, url: str) -> int:
     """The same bytes the plugin uploads: its line builder's output for the same prompts."""
     namespace: dict[str, Any] = {}
     exec(_MEMORY, namespace)  # the children's own prompt builder, so the bytes match
@@ -245,7 +248,7 @@ def _jsonl_like_the_plugin(path: Path, rows: int, chars: int, deployment: str) -
             line = {
                 "custom_id": f"row-{index}",
                 "method": "POST",
-                "url": "/chat/completions",
+                "url": url,
                 "body": {"messages": [{"role": "user", "content": prompt}], "model": deployment},
             }
             handle.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
@@ -273,7 +276,8 @@ def run(quick: bool) -> list[Target | Figure]:
         common = {**info, "rows": rows, "chars": PROMPT_CHARS, "run_key": RUN_KEY}
         with tempfile.TemporaryDirectory(prefix="polysync-bench-rows-") as scratch:
             jsonl = Path(scratch) / "raw.jsonl"
-            size = _jsonl_like_the_plugin(jsonl, rows, PROMPT_CHARS, "gpt-4o-batch")
+            url = "/v1/chat/completions" if info["api_version"] == "v1" else "/chat/completions"
+            size = _jsonl_like_the_plugin(jsonl, rows, PROMPT_CHARS, "gpt-4o-batch", url)
             raw_up = _child(RAW_UPLOAD_CHILD, {**common, "path": str(jsonl)}, ca)
             jsonl.unlink()
             submitted = _child(SUBMIT_CHILD, common, ca)
