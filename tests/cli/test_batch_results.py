@@ -44,6 +44,9 @@ def test_rows_from_a_file_run_sharded_with_progress_then_results_to_disk(
     assert any(line.startswith("Running: ") and " of 26 requests done" in line and "in 3 shards" in line for line in progress)
     done.assert_no_secret(emu.client_secret)
 
+    # status and cancel tell a rows RunId's job type from the RunId alone.
+    status = cli("status", result["run_id"], "--config", config, "--json", env=env)
+    assert status.code == 0 and status.json()["outputs"]["results"] == result["outputs"]["results"]
     out = tmp_path / "results.jsonl"
     written = cli("batch", "results", result["run_id"], "--out", str(out), "--config", config, "--json", env=env)
     assert written.code == 0, written.stderr
