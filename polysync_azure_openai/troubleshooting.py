@@ -120,17 +120,58 @@ def _workload_identity_advice(code: str | None) -> str:
     return ""
 
 
-def advise(detail: ErrorDetail, *, operation: str, deployment: str | None = None, api_key: bool = False) -> ErrorDetail:
+#: A 404 on the v1 API's paths that the v1 API itself did not send (second-release §B).
+V1_NOT_OFFERED: Final = (
+    "this endpoint or gateway may not offer the v1 API: set a dated OpenAI API Version on the platform "
+    "(for example 2025-04-01-preview)."
+)
+#: Answered by the v1 API itself: the API is there, the thing asked for is not.
+_V1_OWN_404_CODES: Final = frozenset({"DeploymentNotFound", "notFound"})
+#: What Azure's strict structured output takes (its 400 says which rule a schema broke).
+STRICT_SCHEMA: Final = (
+    "Azure's strict structured output takes a schema whose root is an object, in which every object sets "
+    "additionalProperties to false and lists every property in required (give an optional value a type "
+    'such as ["string", "null"]); fix \'OpenAI Response Format\' or the run\'s response_schema.'
+)
+#: A reasoning model spent its whole budget reasoning (second-release §C).
+REASONING_BUDGET: Final = (
+    "raise 'OpenAI Max Tokens': a reasoning model's reasoning tokens count against it, and this run spent "
+    "all of it before answering (or lower 'OpenAI Reasoning Effort')."
+)
+
+
+def unparsable_json_fix(finish_reason: str | None) -> str:
+    """What to do about an answer that a JSON response format should have made JSON."""
+    if finish_reason == "length":
+        return "raise 'OpenAI Max Tokens': the answer was cut short before its JSON was complete."
+    return "check that the deployment's model supports the requested 'OpenAI Response Format'; the raw text is in 'response'."
+
+
+def batch_failure_fix(codes: frozenset[str], endpoint: str | None) -> str:
+    """What to do about a batch whose input file failed Azure's validation."""
+    if "url_mismatch" in codes and endpoint:
+        return (
+            f"every input line's url must be the batch endpoint {endpoint!r}: the v1 API takes /v1/chat/completions "
+            "and /v1/embeddings, a dated api-version /chat/completions and /embeddings. Fix the lines and upload "
+            "the file again."
+        )
+    return "fix the input file (see the errors above) and upload it again."
+
+
+def advise(
+    detail: ErrorDetail, *, operation: str, deployment: str | None = None, api_key: bool = False, v1: bool = False
+) -> ErrorDetail:
     """``detail`` with its ``fix`` filled in, unless the place that raised it already knew better."""
     if detail.fix:
         return detail
-    return attrs.evolve(detail, fix=advice(detail, operation=operation, deployment=deployment, api_key=api_key))
+    return attrs.evolve(detail, fix=advice(detail, operation=operation, deployment=deployment, api_key=api_key, v1=v1))
 
 
-def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None, api_key: bool = False) -> str:
+def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None, api_key: bool = False, v1: bool = False) -> str:
     """One sentence of advice for ``detail``, or "" when there is nothing specific to say.
 
-    ``operation`` is "chat", "embeddings", "batch" or "discovery".
+    ``operation`` is "chat", "embeddings", "batch" or "discovery"; ``v1`` says the request went
+    to the v1 API's paths.
     """
     code = (detail.code or "").split("/")[0]
     status = detail.status
@@ -140,6 +181,10 @@ def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None
             f"deployment {where} does not exist on this resource (or was created minutes ago). "
             "If the job's 'Deployment Name' was overridden, correct it; otherwise re-run Import Jobs."
         )
+    if status == 404 and v1 and code not in _V1_OWN_404_CODES:
+        return V1_NOT_OFFERED
+    if status == 400 and "Invalid schema for response_format" in detail.message:
+        return STRICT_SCHEMA
     if code in ("InvalidInputModel", "OperationNotSupported"):
         if operation == "embeddings":
             return (
@@ -180,7 +225,7 @@ def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None
 
 
 def failure_message(
-    detail: ErrorDetail, *, what: str, operation: str, deployment: str | None = None, api_key: bool = False
+    detail: ErrorDetail, *, what: str, operation: str, deployment: str | None = None, api_key: bool = False, v1: bool = False
 ) -> str:
     """``what`` failed: the error's substance, then the fix."""
-    return advise(detail, operation=operation, deployment=deployment, api_key=api_key).render(f"{what} failed")
+    return advise(detail, operation=operation, deployment=deployment, api_key=api_key, v1=v1).render(f"{what} failed")

@@ -37,6 +37,7 @@ def test_classification_of_the_default_deployments(
             (BATCH, "gpt-4o-batch::batch"),  # GlobalBatch SKU: batch only
             (CHAT, "o3-mini"),
             (BATCH, "o3-mini::batch"),
+            (CHAT, "DeepSeek-R1"),  # a Foundry model: Chat only (second-release §F)
         ]
     )
     # dall-e (not chat-capable) and a deployment still Creating are skipped and named.
@@ -45,7 +46,10 @@ def test_classification_of_the_default_deployments(
     gpt4o = next(j for j in jobs if j.external_id == "gpt-4o")
     assert gpt4o.attributes["Deployment Name"] == "gpt-4o"
     assert gpt4o.attributes["Model Name"] == "gpt-4o"
+    assert gpt4o.attributes["Model Format"] == "OpenAI"
     assert "2024-08-06" in gpt4o.description and "GlobalStandard" in gpt4o.description
+    deepseek = next(j for j in jobs if j.external_id == "DeepSeek-R1")
+    assert deepseek.attributes["Model Format"] == "DeepSeek" and "v1 API only" in deepseek.description
     batch = next(j for j in jobs if j.external_id == "gpt-4o::batch")
     assert batch.attributes["OpenAI Batch Endpoint"] == "/chat/completions"
     assert batch.attributes["OpenAI Completion Window"] == "24h"
@@ -67,6 +71,30 @@ def test_classification_rules(pm: pluggy.PluginManager, emu: Emulator) -> None:
     assert got == [(BATCH, "dz::batch"), (BATCH, "emb-batch::batch"), (EMBEDDING, "Embed-Upper")]
 
 
+def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.set_deployments(
+        [
+            Deployment(name="llama", model="Llama-3.3-70B-Instruct", format="Meta"),
+            Deployment(name="mistral", model="Mistral-Large-2411", format="Mistral AI"),
+            Deployment(name="cohere", model="Cohere-embed-v3-english", format="Cohere", capabilities={"embeddings": "true"}),
+            Deployment(name="phi", model="Phi-4", format="Microsoft", capabilities={"completion": "true"}),
+        ]
+    )
+    jobs = imported(pm, sp_platform(emu))
+    assert sorted((j.job_type, j.external_id, j.attributes["Model Format"]) for j in jobs) == [
+        (CHAT, "llama", "Meta"),
+        (CHAT, "mistral", "Mistral AI"),
+        (EMBEDDING, "cohere", "Cohere"),
+    ]
+
+
+def test_a_missing_model_format_is_openai() -> None:
+    from polysync_azure_openai.discovery import Deployment as Listed
+
+    listed = Listed.from_json({"name": "x", "properties": {"model": {"name": "gpt-4o"}, "provisioningState": "Succeeded"}})
+    assert listed.model_format == "OpenAI" and not listed.is_foundry
+
+
 @pytest.mark.parametrize(
     "enabled",
     [None] + [set(c) for n in range(len(ALL) + 1) for c in itertools.combinations(ALL, n)],
@@ -83,7 +111,7 @@ def test_exactly_one_listing_per_import_for_every_subset(
         assert {j.job_type for j in jobs} == expected_types
     assert listings(emu) == (1 if expected_types else 0)
     pages = sum(1 for r in emu.requests if r.kind == "arm.deployments")
-    assert pages == (3 if expected_types else 0)  # 6 deployments, 2 per page
+    assert pages == (4 if expected_types else 0)  # 7 deployments, 2 per page
 
 
 def test_two_imports_in_a_row_list_twice_and_see_new_deployments(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -169,8 +197,8 @@ def test_next_link_on_the_public_arm_host_is_rebased_onto_the_override(pm: plugg
     emu.page_size = 2
     emu.next_link_origin = "https://management.azure.com"
     jobs = imported(pm, sp_platform(emu))
-    assert len(jobs) == 6
-    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 3
+    assert len(jobs) == 7
+    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 4
 
 
 def test_override_with_path_prefix_is_not_a_license_for_other_paths(pm: pluggy.PluginManager, emu: Emulator) -> None:

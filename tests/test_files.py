@@ -109,7 +109,8 @@ def test_upload_streams_from_disk_and_a_retry_resends_every_byte(tmp_path: Path,
     content = (LINE.encode() + b"\n") * (20 * 1024 * 1024 // (len(LINE) + 1))
     source = tmp_path / "big.jsonl"
     source.write_bytes(content)
-    first = emu.inject(Status(503, headers={"retry-after-ms": "5"}), kind="files.upload")
+    # A 429 says nothing was stored: the upload is sent again, whole (a 5xx would mean "look first").
+    first = emu.inject(Status(429, headers={"retry-after-ms": "5"}), kind="files.upload")
     files = FilesApi(PlatformConfig.from_host(sp_platform(emu)))
     tracemalloc.start()
     try:
@@ -147,9 +148,7 @@ def test_a_download_is_logged_with_its_file_id_size_and_path(
     assert [m for m in logged if file_id in m and "1234 bytes" in m and str(path) in m]
 
 
-def test_a_download_in_progress_is_a_hidden_part_file_next_to_the_target(
-    tmp_path: Path, emu: Emulator, ca: trustme.CA
-) -> None:
+def test_a_download_in_progress_is_a_hidden_part_file_next_to_the_target(tmp_path: Path, emu: Emulator, ca: trustme.CA) -> None:
     # What an operator finds if the worker dies mid-download: a hidden file named after the target,
     # in its directory (so the final rename never crosses file systems), ending in .part.
     release = threading.Event()
@@ -235,3 +234,14 @@ def test_a_gzip_encoded_download_is_written_decoded_and_not_taken_for_a_short_on
     with lb.loopback(lb.answer(raw), ca) as origin:
         path, size = loopback_api(emu, origin).download("file-abc", tmp_path / "out.jsonl")
     assert path.read_bytes() == content and size == len(content)
+
+
+def test_a_lost_upload_answer_is_looked_up_by_name_not_sent_again(tmp_path: Path, emu: Emulator) -> None:
+    source = tmp_path / "requests.jsonl"
+    source.write_text(LINE + "\n")
+    emu.lose_next_upload()
+    info = api(emu).upload(source)
+    uploads = [r for r in emu.requests if r.kind == "files.upload"]
+    assert len(uploads) == 1  # stored once; the lost answer was found by the file's name
+    assert emu.file(info.id)["filename"] == "requests.jsonl"
+    assert [f.id for f in api(emu).listing() if f.filename == "requests.jsonl"] == [info.id]

@@ -17,8 +17,8 @@ from .conftest import imported, sp_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Literal values from ../shared/spec/azure-openai.md, second-release.md §E and host-contract.md,
-# not from the code.
+# Literal values from ../shared/spec/azure-openai.md, second-release.md (which wins where they
+# differ: §B-§F) and host-contract.md, not from the code.
 SPEC_PLATFORM_ATTRIBUTES = {
     "Subscription Id",
     "Resource Group Name",
@@ -41,7 +41,7 @@ SPEC_PLATFORM_ATTRIBUTES = {
 }
 SPEC_SECRETS = {"Client Secret", "Certificate", "Certificate Password", "API Key"}
 SPEC_DEFAULTS = {
-    "OpenAI API Version": "2024-10-21",
+    "OpenAI API Version": "v1",  # second-release §B: blank now means v1 (0.1.0: 2024-10-21)
     "Azure Cloud": "AzureCloud",
     "Request Timeout Seconds": "120",
     "Max Retries": "3",
@@ -63,17 +63,28 @@ SPEC_JOB_ATTRIBUTES = {
     "Azure OpenAI Chat Completion": {
         "Deployment Name": "",
         "Model Name": "",
+        "Model Format": "",  # §F
         "OpenAI System Prompt": "",
         "OpenAI Max Tokens": "",
         "OpenAI Temperature": "",
+        "OpenAI Reasoning Effort": "",  # §C
+        "OpenAI Response Format": "",  # §C
     },
-    "Azure OpenAI Embedding": {"Deployment Name": "", "Model Name": ""},
+    "Azure OpenAI Embedding": {"Deployment Name": "", "Model Name": "", "Model Format": "", "OpenAI Dimensions": ""},
     "Azure OpenAI Batch Job": {
         "Deployment Name": "",
         "Model Name": "",
         "OpenAI Input File ID": "",
         "OpenAI Batch Endpoint": "/chat/completions",
         "OpenAI Completion Window": "24h",
+        # second-release §G: the chat attributes are defaults of the items of `requests`.
+        "OpenAI System Prompt": "",
+        "OpenAI Max Tokens": "",
+        "OpenAI Temperature": "",
+        "OpenAI Reasoning Effort": "",
+        "OpenAI Response Format": "",
+        "OpenAI Max Requests Per Batch": "",
+        "OpenAI Max Results MB": "16",
     },
 }
 SPEC_PARAMETERS = {
@@ -85,10 +96,19 @@ SPEC_PARAMETERS = {
         "completion_tokens": ("Output", "Int", False),
         "total_tokens": ("Output", "Int", False),
         "finish_reason": ("Output", "String", False),
+        # second-release §C
+        "response_schema": ("Input", "JSON", False),
+        "response_json": ("Output", "JSON", False),
+        "model": ("Output", "String", False),
+        "cached_tokens": ("Output", "Int", False),
+        "reasoning_tokens": ("Output", "Int", False),
     },
     "Azure OpenAI Embedding": {
-        "input": ("Input", "String", True),
+        # second-release §D: exactly one of input and inputs, so neither alone is required.
+        "input": ("Input", "String", False),
+        "inputs": ("Input", "JSON", False),
         "embedding": ("Output", "JSON", False),
+        "embeddings": ("Output", "JSON", False),
         "prompt_tokens": ("Output", "Int", False),
         "total_tokens": ("Output", "Int", False),
     },
@@ -99,6 +119,18 @@ SPEC_PARAMETERS = {
         "request_counts_total": ("Output", "Int", False),
         "request_counts_completed": ("Output", "Int", False),
         "request_counts_failed": ("Output", "Int", False),
+        # second-release §G
+        "requests": ("Input", "JSON", False),
+        "results": ("Output", "JSON", False),
+        "succeeded_count": ("Output", "Int", False),
+        "failed_count": ("Output", "Int", False),
+        "content_filtered_count": ("Output", "Int", False),
+        "missing_count": ("Output", "Int", False),
+        "prompt_tokens": ("Output", "Int", False),
+        "completion_tokens": ("Output", "Int", False),
+        "total_tokens": ("Output", "Int", False),
+        "output_file_ids": ("Output", "JSON", False),
+        "error_file_ids": ("Output", "JSON", False),
     },
 }
 

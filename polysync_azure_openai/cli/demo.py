@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..emulator import Emulator
     from ..results import ImportedJob
-    from .host import Platform
+    from .host import Job, Platform
 
 
 class DemoFailed(Exception):
@@ -107,6 +107,9 @@ def _run_demo() -> None:
         print(f"get_status   {status.status} (decoded locally, no request)")
         print(f"monitor      {pm.hook.monitor_url(platform=platform, job=chat_job, run_id=result.run_id)}")
 
+        _demo_reasoning(pm, platform, by_type[CHAT])
+        _demo_structured_output(pm, platform, chat_job)
+
         _step("Embedding run")
         embed_job = Job.from_imported(by_type[EMBEDDING][0])
         result = pm.hook.submit(
@@ -125,7 +128,14 @@ def _run_demo() -> None:
         _expect(status, "Success", "embedding get_status")
         print(f"get_status   {status.status}")
         print(f"monitor      {pm.hook.monitor_url(platform=platform, job=embed_job, run_id=result.run_id)}")
+        shorter = Job.from_imported(by_type[EMBEDDING][0], **{"OpenAI Dimensions": "256"})
+        texts = ["first text", "second text", "third text"]
+        result = pm.hook.submit(platform=platform, job=shorter, parameters={"inputs": texts}, run_key="demo-embedding-2")
+        _expect(result, "Success", "embedding submit with inputs")
+        sizes = ", ".join(str(len(vector)) for vector in result.outputs["embeddings"])
+        print(f"inputs       {len(texts)} texts in one call, OpenAI Dimensions 256: vectors of {sizes} numbers, in input order")
         _demo_batch(emu, pm, platform, by_type[BATCH])
+        _demo_rows(emu, pm, platform, by_type[BATCH])
         print(f"\ntoken requests to Entra ID: {emu.token_requests()} (one per scope, reused across runs)")
         _demo_identities(emu, pm)
 
@@ -135,6 +145,56 @@ def _demo_identities(emu: Emulator, pm: pluggy.PluginManager) -> None:
 
     with tempfile.TemporaryDirectory(prefix="polysync-demo-") as scratch:
         demo_identities(emu, pm, Path(scratch), _expect)
+
+
+#: The structured-output run's schema: strict, so every property is required and none other allowed.
+CITY_SCHEMA: Final = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "country", "population"],
+    "additionalProperties": False,
+}
+
+
+def _demo_reasoning(pm: pluggy.PluginManager, platform: Platform, chat_jobs: Sequence[ImportedJob]) -> None:
+    """A reasoning model on the v1 API with low effort: its reasoning tokens are an output."""
+    from .host import Job
+
+    _step("Reasoning model run (v1 API, OpenAI Reasoning Effort low)")
+    imported = next((j for j in chat_jobs if j.external_id == "o3-mini"), None)
+    if imported is None:
+        raise DemoFailed("import_jobs found no chat job for the o3-mini deployment")
+    job = Job.from_imported(imported, **{"OpenAI Reasoning Effort": "low", "OpenAI Max Tokens": "2000"})
+    result = pm.hook.submit(
+        platform=platform, job=job, parameters={"user_prompt": "Is 91 a prime number?"}, run_key="demo-reasoning-1"
+    )
+    _expect(result, "Success", "reasoning submit")
+    out = result.outputs
+    print(f"deployment   {job.external_id} (model {out['model']})")
+    print(f"answer       {out['response']}")
+    print(f"reasoning    {out['reasoning_tokens']} reasoning tokens of {out['completion_tokens']} completion tokens")
+
+
+def _demo_structured_output(pm: pluggy.PluginManager, platform: Platform, chat_job: Job) -> None:
+    """A JSON Schema as 'OpenAI Response Format': the answer arrives parsed, in response_json."""
+    from .host import Job
+
+    _step("Structured output run (OpenAI Response Format: a JSON Schema)")
+    job = Job(
+        job_type=chat_job.job_type,
+        external_id=chat_job.external_id,
+        name=chat_job.name,
+        attributes={**chat_job.attributes, "OpenAI Response Format": json.dumps(CITY_SCHEMA)},
+    )
+    result = pm.hook.submit(
+        platform=platform,
+        job=job,
+        parameters={"user_prompt": "Name the largest city of France."},
+        run_key="demo-structured-1",
+    )
+    _expect(result, "Success", "structured output submit")
+    print(f"schema       {json.dumps(CITY_SCHEMA)}")
+    print(f"response_json {json.dumps(result.outputs['response_json'])}")
 
 
 DEMO_QUESTIONS: Final = (
@@ -160,18 +220,21 @@ def _demo_batch(emu: Emulator, pm: pluggy.PluginManager, platform: Platform, bat
     if imported is None:
         raise DemoFailed("import_jobs found no batch job for the gpt-4o-batch deployment")
     deployment = imported.attributes["Deployment Name"]
-    files = FilesApi(PlatformConfig.from_host(platform))
+    config = PlatformConfig.from_host(platform)
+    files = FilesApi(config)
+    # The lines' url in the platform's API's form: /v1/chat/completions on the v1 API.
+    url = config.surface.batch_endpoint("/chat/completions")
     with tempfile.TemporaryDirectory(prefix="polysync-demo-") as scratch:
         input_path = Path(scratch) / "questions.jsonl"
         with input_path.open("w", encoding="utf-8") as handle:
             for number, question in enumerate(DEMO_QUESTIONS, start=1):
                 body = {"model": deployment, "messages": [{"role": "user", "content": question}], "max_tokens": 40}
-                line = {"custom_id": f"question-{number}", "method": "POST", "url": "/chat/completions", "body": body}
+                line = {"custom_id": f"question-{number}", "method": "POST", "url": url, "body": body}
                 handle.write(json.dumps(line) + "\n")
         report = validate_file(input_path, deployment=deployment)
         if not report.ok:
             raise DemoFailed("the demo's batch input is invalid: " + "; ".join(p.describe() for p in report.problems))
-        print(f"input        {report.requests} chat requests for deployment '{deployment}', checked line by line")
+        print(f"input        {report.requests} requests to {url} for deployment '{deployment}', checked line by line")
         uploaded = files.wait_until_processed(files.upload(input_path).id, interval=1.0, pause=emu.advance)
         if uploaded.status != "processed":
             raise DemoFailed(f"the uploaded input {uploaded.id} is {uploaded.status}: {uploaded.status_details}")
@@ -198,3 +261,52 @@ def _demo_batch(emu: Emulator, pm: pluggy.PluginManager, platform: Platform, bat
         for custom_id in sorted(answers)[:3]:
             print(f"  {custom_id:<12} {answers[custom_id]}")
         print(f"monitor      {pm.hook.monitor_url(platform=platform, job=job, run_id=result.run_id)}")
+
+
+#: The rows demo: 1,000 prompts, 300 a shard, and a quota that holds three shards' prompt tokens.
+ROWS: Final = 1000
+ROWS_PER_SHARD: Final = 300
+
+
+def _demo_rows(emu: Emulator, pm: pluggy.PluginManager, platform: Platform, batch_jobs: Sequence[ImportedJob]) -> None:
+    """Rows in, rows out: 1,000 prompts as ``requests`` in one run, four shards, one held back by the quota."""
+    from .host import Job
+
+    _step("Batch from rows (the requests parameter)")
+    imported = next(j for j in batch_jobs if j.external_id == "gpt-4o-batch::batch")
+    deployment = imported.attributes["Deployment Name"]
+    prompts = [f"Question {index}: name a prime number above {index}." for index in range(ROWS)]
+    system_prompt = "Answer in a few words."
+    # The emulator counts a prompt token per word, the system prompt's included.
+    words = len(prompts[-1].split()) + len(system_prompt.split())
+    # Room for three shards' prompt tokens: the fourth is refused until one of them has finished.
+    emu.set_batch_token_quota(deployment, 3 * ROWS_PER_SHARD * words)
+    emu.batch_timing.requests_per_second = 100.0
+    job = Job.from_imported(
+        imported, **{"OpenAI Max Requests Per Batch": str(ROWS_PER_SHARD), "OpenAI System Prompt": system_prompt}
+    )
+    result = pm.hook.submit(platform=platform, job=job, parameters={"requests": prompts}, run_key="demo-rows-1")
+    _expect(result, "Running", "rows submit")
+    print(f"requests     {ROWS:,} prompts, at most {ROWS_PER_SHARD} a shard; enqueued-token quota {3 * ROWS_PER_SHARD * words:,}")
+    print(f"RunId        {result.run_id}")
+    result = wait_for_run(Target(platform, pm, "demo", emu), job, result, 1.0, stream=sys.stdout)
+    _expect(result, "Success", "rows get_status")
+    attempts: dict[str, int] = {}
+    for batch_id in emu.batches:
+        metadata = emu.batch(batch_id).get("metadata") or {}
+        if metadata.get("polysync_run_key") == "demo-rows-1":
+            attempts[metadata["polysync_shard"]] = attempts.get(metadata["polysync_shard"], 0) + 1
+    for shard, count in sorted(attempts.items()):
+        note = f", refused {count - 1} time(s) for quota first" if count > 1 else ""
+        print(f"shard {shard:<6} {count} batch(es){note}")
+    if max(attempts.values(), default=1) < 2:
+        raise DemoFailed("no shard was held back by the quota")
+    out = result.outputs
+    print(
+        f"rows         {out['succeeded_count']:,} succeeded, {out['failed_count']:,} failed, "
+        f"{out['content_filtered_count']:,} content filtered, {out['missing_count']:,} missing"
+    )
+    print(f"tokens       {out['prompt_tokens']:,} prompt + {out['completion_tokens']:,} completion = {out['total_tokens']:,}")
+    for index in (0, 500, ROWS - 1):
+        row = out["results"][index]
+        print(f"  {row['custom_id']:<9} {prompts[index]:<48} -> {row['response']}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from .control import Emulator
-from .dataplane import REASONING_MIN_API_VERSION
+from .dataplane import V1
 
 PLATFORM_FILE = "platform.toml"
 MANAGED_IDENTITY_FILE = "platform-managed-identity.toml"
@@ -30,11 +30,11 @@ API_KEY_ENV = "POLYSYNC_EMULATOR_API_KEY"
 def platform_attributes(emu: Emulator) -> dict[str, str]:
     """The platform attributes, named as the admin UI names them, that point at this emulator.
 
-    The client secret is left out: it is a secret and goes through the environment. The
-    api-version is one Azure accepts for every model the emulator deploys, reasoning ones included.
+    The client secret is left out: it is a secret and goes through the environment. The API is
+    v1 (the plugin's default), which serves every model the emulator deploys, Foundry ones included.
     """
     return {
-        "OpenAI API Version": REASONING_MIN_API_VERSION,
+        "OpenAI API Version": V1,
         "OpenAI Resource Name": emu.resource_name,
         "Subscription Id": emu.subscription_id,
         "Resource Group Name": emu.resource_group,

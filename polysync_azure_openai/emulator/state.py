@@ -59,6 +59,8 @@ class Deployment:
     # None derives it from the model name (o-series and gpt-5 reject max_tokens).
     reasoning: bool | None = None
     capacity: int = 10
+    # `properties.model.format`: "OpenAI", or a Foundry model's publisher ("DeepSeek", "Meta", ...).
+    format: str = "OpenAI"
 
     @property
     def effective_capabilities(self) -> dict[str, str]:
@@ -80,9 +82,14 @@ class Deployment:
         return self.sku.lower().endswith("batch")
 
     @property
+    def is_openai(self) -> bool:
+        """An Azure OpenAI model; other formats are Foundry models, served on the v1 API only."""
+        return self.format.lower() == "openai"
+
+    @property
     def model_label(self) -> str:
-        """The `model` field of a chat answer: model and version, not the deployment name."""
-        return f"{self.model}-{self.model_version}"
+        """The `model` field of a chat answer: an OpenAI model with its version; a Foundry model's name."""
+        return f"{self.model}-{self.model_version}" if self.is_openai else self.model
 
     def supports(self, capability: str) -> bool:
         return self.effective_capabilities.get(capability, "").lower() == "true"
@@ -95,6 +102,8 @@ DEFAULT_DEPLOYMENTS: tuple[Deployment, ...] = (
     Deployment("o3-mini", "o3-mini", model_version="2025-01-31", sku="GlobalStandard"),
     Deployment("dalle", "dall-e-3", model_version="3.0", capabilities={"imageGenerations": "true"}),
     Deployment("gpt-35-old", "gpt-35-turbo", model_version="0125", provisioning_state="Creating"),
+    # A Foundry model: not an OpenAI format, served on the v1 API only (second-release §F).
+    Deployment("DeepSeek-R1", "DeepSeek-R1", model_version="1", sku="GlobalStandard", format="DeepSeek"),
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from polysync_azure_openai.emulator import OPENAI_USER_ROLE, READER_ROLE, Emulator
+from polysync_azure_openai.emulator import OPENAI_USER_ROLE, READER_ROLE, Deployment, Emulator
 
 from .helpers import SECRET_ENV, Done, cli, platform_file
 
@@ -34,11 +34,23 @@ def test_check_passes_every_step_on_the_emulator(tmp_path: Path, emu: Emulator) 
         ("list deployments", "OK"),
         ("data-plane call", "OK"),
     ]
-    assert "2 chat, 1 embedding, 3 batch" in report["steps"][3]["detail"]
+    assert "3 chat, 1 embedding, 3 batch" in report["steps"][3]["detail"]
+    assert "the v1 API" in report["steps"][0]["detail"]
     assert "'gpt-4o'" in report["steps"][4]["detail"]
     chat = [r for r in emu.requests if r.kind == "chat"]
     assert len(chat) == 1 and json.loads(chat[0].body)["max_tokens"] == 1
     done.assert_no_secret(emu.client_secret)
+
+
+def test_check_calls_a_reasoning_model_with_room_to_reason(tmp_path: Path, emu: Emulator) -> None:
+    # With a budget of 1 a reasoning model's answer is always empty: a Failed run, a false alarm.
+    emu.set_deployments([Deployment("DeepSeek-R1", "DeepSeek-R1", format="DeepSeek"), Deployment("o3-mini", "o3-mini")])
+    done = cli("check", "--config", str(platform_file(tmp_path, emu)), "--json", env={SECRET_ENV: emu.client_secret})
+    assert done.code == 0, done.stderr
+    call = steps(done)["data-plane call"]
+    assert "reasoning effort low" in call["detail"] and "'o3-mini'" in call["detail"]  # before the Foundry model
+    [body] = [json.loads(r.body) for r in emu.requests if r.kind == "chat"]
+    assert (body["model"], body["reasoning_effort"], body["max_completion_tokens"]) == ("o3-mini", "low", 500)
 
 
 @pytest.mark.parametrize(

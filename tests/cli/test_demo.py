@@ -33,11 +33,22 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
         "1536 dimensions",
         "https://portal.azure.com/#@/resource/subscriptions/",
         "== Batch run",
-        "input        6 chat requests for deployment 'gpt-4o-batch'",
+        "== Reasoning model run (v1 API, OpenAI Reasoning Effort low)",
+        "reasoning    32 reasoning tokens of ",
+        "== Structured output run (OpenAI Response Format: a JSON Schema)",
+        'response_json {"city": "emulated city", "country": "emulated country", "population": 7}',
+        "inputs       3 texts in one call, OpenAI Dimensions 256: vectors of 256, 256, 256 numbers",
+        "input        6 requests to /v1/chat/completions for deployment 'gpt-4o-batch'",
         "is in_progress: 2 of 6 requests done",
         "] Success: Batch batch_",
         "requests     6 of 6 completed, 0 failed",
         "  question-1   Emulated answer: ",
+        "== Batch from rows (the requests parameter)",
+        "in 4 shards",
+        "shard 4/4    2 batch(es), refused 1 time(s) for quota first",
+        "rows         1,000 succeeded, 0 failed, 0 content filtered, 0 missing",
+        "  row-0     Question 0: name a prime number above 0.",
+        "  row-999   Question 999: name a prime number above 999.",
         "== Workload Identity run",
         "(the app trusting system:serviceaccount:polysync:polysync-worker)",
         "== Managed Identity run",
@@ -49,7 +60,8 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
     uploaded = out.split("uploaded     ", 1)[1].split()[0]
     assert uploaded.startswith("file-") and "processed" in out.split("uploaded     ", 1)[1].splitlines()[0]
     assert out.count("  question-") == 3
-    assert out.index("== Embedding run") < out.index("== Batch run") < out.index("every step succeeded")
+    assert out.index("== Embedding run") < out.index("== Batch run") < out.index("== Batch from rows") < out.index("every step")
+    assert "waits for the enqueued-token quota" in out
     assert out.index("== Batch run") < out.index("== Workload Identity run") < out.index("== Managed Identity run")
 
 

@@ -24,7 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.cognitiveservices.models import Deployment as ArmDeployment
 from azure.mgmt.cognitiveservices.models import DeploymentListResult
-from openai.types import Batch, CreateEmbeddingResponse, FileDeleted, FileObject
+from openai.types import Batch, BatchError, CreateEmbeddingResponse, FileDeleted, FileObject
 from openai.types.chat import ChatCompletion
 from openai.types.shared import ErrorObject
 
@@ -43,6 +43,7 @@ from .emulator_helpers import (
     embeddings_url,
     files_url,
     secret_token,
+    v1_url,
 )
 
 USER_MESSAGE = [{"role": "user", "content": "Name a prime number."}]
@@ -184,6 +185,53 @@ def test_batch_objects_are_openai_batches(emu: Emulator, http: requests.Session)
         strict(ChatCompletion, json.loads(line)["response"]["body"], AZURE_ADDITIONS)
 
 
+def test_output_and_error_lines_hold_openai_shapes(emu: Emulator, http: requests.Session) -> None:
+    """Every kind of result line a batch writes: answers, a filtered answer, refused lines, never-run lines."""
+    emu.batch_timing.requests_per_second = 1
+    contents = ["Question?", "EMULATOR_FILTER_OUTPUT please", "EMULATOR_BLOCK this", "Question?", "Question?"]
+    lines = [batch_line(index, content=text) for index, text in enumerate(contents)]
+    lines[3]["body"] = {**lines[3]["body"], "max_tokens": "three"}  # type: ignore[dict-item]
+    file_id = emu.add_file("".join(json.dumps(line) + "\n" for line in lines))
+    created = _post(
+        http, batches_url(emu), {"input_file_id": file_id, "endpoint": "/chat/completions", "completion_window": "24h"}, emu
+    )
+    emu.advance(5.5)  # validated after 1 s, then four lines ran; the fifth never will
+    http.post(batches_url(emu, f"/{created['id']}/cancel"), headers={"api-key": emu.api_key})
+    emu.advance(60)
+    batch = openai_batch(_get(http, batches_url(emu, f"/{created['id']}"), emu).json())
+    assert batch.status == "cancelled" and batch.output_file_id and batch.error_file_id
+    outputs = [json.loads(x) for x in emu.file_content(batch.output_file_id).decode().splitlines()]
+    errors = [json.loads(x) for x in emu.file_content(batch.error_file_id).decode().splitlines()]
+    for line in outputs:
+        assert set(line) == {"custom_id", "response", "error"} and line["error"] is None
+        strict(ChatCompletion, line["response"]["body"], AZURE_ADDITIONS)
+    assert [o["response"]["body"]["choices"][0]["finish_reason"] for o in outputs] == ["stop", "content_filter"]
+    refused = [e for e in errors if e["response"] is not None]
+    never_ran = [e for e in errors if e["response"] is None]
+    for line in refused:
+        assert line["response"]["status_code"] == 400 and line["error"] is None
+        # Azure's content-filter body adds `status` and `innererror` to OpenAI's error object and
+        # sends `type` null (wire-samples §5), which OpenAI's model types as a string.
+        error = line["response"]["body"]["error"]
+        strict(ErrorObject, {**error, "type": error["type"] or "azure"}, frozenset({"status", "innererror"}))
+    assert [e["response"]["body"]["error"]["code"] for e in refused] == ["content_filter", "invalid_type"]
+    (cancelled,) = never_ran
+    assert strict(BatchError, cancelled["error"]).code == "batch_cancelled"
+
+
+def test_a_batch_refused_for_quota_is_an_openai_batch(emu: Emulator, http: requests.Session) -> None:
+    emu.set_batch_token_quota("gpt-4o-batch", 1)
+    created = _post(
+        http,
+        batches_url(emu),
+        {"input_file_id": emu.add_file(batch_jsonl(2)), "endpoint": "/chat/completions", "completion_window": "24h"},
+        emu,
+    )
+    emu.advance(60)
+    refused = openai_batch(_get(http, batches_url(emu, f"/{created['id']}"), emu).json())
+    assert refused.errors is not None and refused.errors.data and refused.errors.data[0].code == "token_limit_exceeded"
+
+
 def test_invalid_request_errors_are_openai_error_objects(emu: Emulator, http: requests.Session) -> None:
     response = http.post(
         chat_url(emu, "o3-mini", REASONING_API_VERSION),
@@ -278,6 +326,114 @@ def test_the_openai_client_raises_azures_refusals_as_typed_errors(client: openai
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="nope", messages=USER_MESSAGE)  # type: ignore[arg-type]
     assert missing.value.code == "DeploymentNotFound"
+
+
+# The v1 API through the plain `openai.OpenAI` client, as Azure's v1 docs use it (second-release §B).
+@pytest.fixture
+def v1_client(emu: Emulator) -> Iterator[openai.OpenAI]:
+    verify = ssl.create_default_context(cafile=emu.ca_path)
+    client = openai.OpenAI(
+        base_url=emu.url + "/openai/v1/",
+        api_key=emu.api_key,  # sent as a bearer token, which the v1 API takes
+        http_client=openai.DefaultHttpxClient(verify=verify, trust_env=False),
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    yield client
+    client.close()
+
+
+class City(pydantic.BaseModel):
+    name: str
+    population: int
+    coastal: bool
+    districts: list[str]
+
+
+def test_the_v1_client_chats_with_openai_reasoning_and_foundry_models(v1_client: openai.OpenAI, emu: Emulator) -> None:
+    chat = v1_client.chat.completions.create(model="gpt-4o", messages=USER_MESSAGE, max_tokens=50)  # type: ignore[arg-type]
+    assert chat.choices[0].finish_reason == "stop" and chat.model == "gpt-4o-2024-08-06"
+    reasoning = v1_client.chat.completions.create(
+        model="o3-mini",
+        messages=USER_MESSAGE,  # type: ignore[arg-type]
+        reasoning_effort="low",
+        max_completion_tokens=500,
+    )
+    assert reasoning.usage is not None and reasoning.usage.completion_tokens_details is not None
+    assert reasoning.usage.completion_tokens_details.reasoning_tokens == 32
+    foundry = v1_client.chat.completions.create(model="DeepSeek-R1", messages=USER_MESSAGE)  # type: ignore[arg-type]
+    assert foundry.model == "DeepSeek-R1" and foundry.choices[0].message.content
+    assert {r.path for r in emu.requests} == {"/openai/v1/chat/completions"}
+    assert all(r.query == {} for r in emu.requests)
+
+
+def test_the_v1_client_parses_structured_output_into_its_model(v1_client: openai.OpenAI) -> None:
+    # The SDK turns the model into a strict json_schema and parses the answer back into it.
+    parsed = v1_client.chat.completions.parse(
+        model="gpt-4o",
+        messages=USER_MESSAGE,  # type: ignore[arg-type]
+        response_format=City,
+    )
+    city = parsed.choices[0].message.parsed
+    assert isinstance(city, City) and city.population == 7 and city.coastal is True and len(city.districts) == 1
+
+
+def test_v1_json_answers_are_openai_chat_completions(emu: Emulator, http: requests.Session) -> None:
+    for response_format in (
+        {"type": "json_object"},
+        {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "result",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}},
+                    "required": ["n"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    ):
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "A json number"}], "response_format": response_format}
+        parsed = strict(ChatCompletion, _post(http, v1_url(emu, "chat/completions"), body, emu), AZURE_ADDITIONS)
+        assert isinstance(json.loads(parsed.choices[0].message.content or ""), dict)
+
+
+def test_the_v1_client_embeds_with_dimensions(v1_client: openai.OpenAI) -> None:
+    result = v1_client.embeddings.create(
+        model="embed-small", input=["one", "two", "three"], dimensions=16, encoding_format="float"
+    )
+    assert [item.index for item in result.data] == [0, 1, 2]
+    assert {len(item.embedding) for item in result.data} == {16}
+    with pytest.raises(openai.BadRequestError) as refused:
+        v1_client.embeddings.create(model="embed-small", input="one", dimensions=0, encoding_format="float")
+    assert refused.value.param == "dimensions"
+
+
+def test_the_v1_client_pages_the_files_list_to_the_end(v1_client: openai.OpenAI, emu: Emulator) -> None:
+    ids = {emu.add_file(batch_jsonl(1), filename=f"f{index}.jsonl") for index in range(5)}
+    listed = [item.id for item in itertools.islice(v1_client.files.list(limit=2), 50)]
+    assert sorted(listed) == sorted(ids)
+    pages = [r for r in emu.requests if r.kind == "files.list"]
+    assert len(pages) == 3 and all(r.path == "/openai/v1/files" for r in pages)
+
+
+def test_the_v1_client_creates_retrieves_and_lists_batches(v1_client: openai.OpenAI, emu: Emulator) -> None:
+    # Uploaded through a lenient client: Azure answers an upload `pending`, which OpenAI's model lacks.
+    lenient = v1_client.with_options()
+    lenient._strict_response_validation = False
+    uploaded = lenient.files.create(file=("in.jsonl", batch_jsonl(2, url="/v1/chat/completions").encode()), purpose="batch")
+    # The SDK sends OpenAI's `/v1/chat/completions`, which is the v1 API's own form.
+    batch = v1_client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert batch.status == "validating" and batch.endpoint == "/v1/chat/completions"
+    emu.advance(60)
+    done = v1_client.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.request_counts is not None and done.request_counts.completed == 2
+    assert [item.id for item in v1_client.batches.list()] == [batch.id]
+    assert done.output_file_id is not None
+    for line in v1_client.files.content(done.output_file_id).text.splitlines():
+        strict(ChatCompletion, json.loads(line)["response"]["body"], AZURE_ADDITIONS)
 
 
 # ARM, read by azure-mgmt-cognitiveservices.

@@ -64,7 +64,7 @@ def test_the_wait_azure_asks_for_is_the_wait(
     emu.inject(fault, kind="chat", times=1)
     assert chat(pm, emu).status == "Success"
     assert [m for r in caplog.records if "retrying in" in (m := r.getMessage())] == [
-        f"POST /openai/deployments/gpt-4o/chat/completions: {logged} (attempt 2 of 4)"
+        f"POST /openai/v1/chat/completions: {logged} (attempt 2 of 4)"
     ]
 
 

@@ -1,4 +1,8 @@
-"""Azure OpenAI Batch Job end to end against the emulator's batch lifecycle (spec §4)."""
+"""Azure OpenAI Batch Job end to end against the emulator's batch lifecycle (spec §4).
+
+The platforms speak the v1 API (the default), whose batch lines use the `/v1` url form; the
+dated API's batches, and the RunIds 0.1.0 issued for them, have their own section.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +22,30 @@ from polysync_azure_openai.jobs import BATCH
 
 from ..conftest import job, sp_platform
 
-OUTPUT_KEYS = {"output_file_id", "error_file_id", "request_counts_total", "request_counts_completed", "request_counts_failed"}
+V010_OUTPUT_KEYS = {
+    "output_file_id",
+    "error_file_id",
+    "request_counts_total",
+    "request_counts_completed",
+    "request_counts_failed",
+}
+# second-release §G adds these to every batch run, null until the run has ended.
+ROW_OUTPUT_KEYS = {
+    "results",
+    "succeeded_count",
+    "failed_count",
+    "content_filtered_count",
+    "missing_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "output_file_ids",
+    "error_file_ids",
+}
+OUTPUT_KEYS = V010_OUTPUT_KEYS | ROW_OUTPUT_KEYS
 
 
-def jsonl(n: int, *, model: str = "gpt-4o-batch", url: str = "/chat/completions", bad_lines: tuple[int, ...] = ()) -> str:
+def jsonl(n: int, *, model: str = "gpt-4o-batch", url: str = "/v1/chat/completions", bad_lines: tuple[int, ...] = ()) -> str:
     lines = []
     for i in range(n):
         prompt = "EMULATOR_BLOCK" if i in bad_lines else f"Question {i}?"
@@ -81,6 +105,12 @@ def test_a_batch_through_every_running_state_to_success(pm: pluggy.PluginManager
     assert len(output_lines) == 299
     error_lines = [json.loads(line) for line in emu.file_content(out["error_file_id"]).decode().splitlines()]
     assert [e["custom_id"] for e in error_lines] == ["task-7"]
+    # A run from a file gets its rows joined too, in the file's order.
+    assert [row["custom_id"] for row in out["results"]] == [f"task-{i}" for i in range(300)]
+    assert (out["succeeded_count"], out["content_filtered_count"], out["failed_count"], out["missing_count"]) == (299, 1, 0, 0)
+    assert out["results"][7]["error"]["code"] == "content_filter" and out["results"][7]["response"] is None
+    assert out["output_file_ids"] == [out["output_file_id"]] and out["error_file_ids"] == [out["error_file_id"]]
+    assert out["total_tokens"] == sum(line["response"]["body"]["usage"]["total_tokens"] for line in output_lines)
 
 
 def test_suffix_never_reaches_a_request_path(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -90,11 +120,13 @@ def test_suffix_never_reaches_a_request_path(pm: pluggy.PluginManager, emu: Emul
     pm.hook.cancel(platform=platform, job=batch_job(), run_id=submitted.run_id)
     paths = [r.path + json.dumps(r.query) for r in emu.requests]
     assert paths and not any("::batch" in p or "%3A%3Abatch" in p for p in paths)
+    data_plane = [r for r in emu.requests if r.kind.startswith(("batches.", "files."))]
+    assert all(r.path.startswith("/openai/v1/") and "api-version" not in r.query for r in data_plane)
     created = [json.loads(r.body) for r in emu.requests if r.kind == "batches.create"]
     assert created == [
         {
             "input_file_id": created[0]["input_file_id"],
-            "endpoint": "/chat/completions",
+            "endpoint": "/v1/chat/completions",  # the job attribute says /chat/completions: the v1 form goes
             "completion_window": "24h",
             "metadata": {"polysync_run_key": "run-1"},
         }
@@ -120,7 +152,12 @@ def test_embeddings_batch_endpoint(pm: pluggy.PluginManager, emu: Emulator) -> N
     platform = sp_platform(emu)
     lines = "\n".join(
         json.dumps(
-            {"custom_id": f"e{i}", "method": "POST", "url": "/embeddings", "body": {"model": "embed-small", "input": f"text {i}"}}
+            {
+                "custom_id": f"e{i}",
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": "embed-small", "input": f"text {i}"},
+            }
         )
         for i in range(3)
     )
@@ -139,7 +176,7 @@ def test_failed_validation_is_failed_with_the_line(pm: pluggy.PluginManager, emu
             {
                 "custom_id": "task-0",
                 "method": "POST",
-                "url": "/chat/completions",
+                "url": "/v1/chat/completions",
                 "body": {"model": "gpt-4o-batch", "messages": []},
             }
         )
@@ -264,6 +301,61 @@ def test_deployment_name_override_is_used_for_the_failed_run_id(pm: pluggy.Plugi
         run_key="k",
     )
     assert result.run_id == "other-dep#batch#Failed"
+
+
+# The dated API (0.1.0's surface) and the RunIds 0.1.0 issued.
+DATED = "2024-10-21"
+
+
+def test_a_dated_batch_with_dated_lines_runs_on_the_dated_paths(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version=DATED)
+    submitted = submit(pm, platform, emu.add_file(jsonl(3, url="/chat/completions")))
+    assert submitted.status == "Running"
+    emu.advance(3600)
+    done = status(pm, platform, submitted.run_id)
+    assert done.status == "Success" and done.outputs["request_counts_completed"] == 3
+    data_plane = [r for r in emu.requests if r.kind.startswith(("batches.", "files."))]
+    assert data_plane and all(r.path.startswith(("/openai/batches", "/openai/files")) for r in data_plane)
+    assert all(r.query.get("api-version") == DATED for r in data_plane)
+    [created] = [json.loads(r.body) for r in emu.requests if r.kind == "batches.create"]
+    assert created["endpoint"] == "/chat/completions"
+
+
+def test_a_v1_batch_endpoint_attribute_on_a_dated_platform_is_sent_in_the_dated_form(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version=DATED)
+    submitted = submit(
+        pm, platform, emu.add_file(jsonl(1, url="/chat/completions")), OpenAI_Batch_Endpoint="/v1/chat/completions"
+    )
+    assert submitted.status == "Running"
+    assert emu.batch(submitted.run_id)["endpoint"] == "/chat/completions"
+
+
+def test_a_batch_0_1_0_created_still_polls_and_cancels_on_a_v1_platform(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # 0.1.0 created it on the dated API; the platform has since moved to the new default, v1.
+    old = submit(pm, sp_platform(emu, OpenAI_API_Version=DATED), emu.add_file(jsonl(300, url="/chat/completions")))
+    emu.clear_requests()
+    v1_platform = sp_platform(emu, OpenAI_API_Version=None)
+    emu.advance(2)
+    running = status(pm, v1_platform, old.run_id)
+    assert running.status == "Running" and "in_progress" in running.message
+    cancelling = pm.hook.cancel(platform=v1_platform, job=batch_job(), run_id=old.run_id)
+    assert cancelling.status == "Running"
+    emu.advance(60)
+    assert status(pm, v1_platform, old.run_id).status == "Cancelled"
+    assert {r.path.split(old.run_id)[0] for r in emu.requests if r.kind.startswith("batches.")} == {"/openai/v1/batches/"}
+    failed_run_id = "gpt-4o-batch#batch#Failed"  # 0.1.0's RunId of a submit that created nothing
+    assert status(pm, v1_platform, failed_run_id).status == "Failed"
+
+
+def test_dated_lines_on_a_v1_platform_fail_with_the_url_to_use(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, emu.add_file(jsonl(2, url="/chat/completions")))
+    emu.advance(3600)
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Failed" and "url_mismatch" in result.message
+    assert "Fix: every input line's url must be the batch endpoint '/v1/chat/completions'" in result.message
 
 
 def test_a_400_on_create_is_a_failed_run_with_azures_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
