@@ -27,7 +27,7 @@ import attrs
 from .batch_quota import TOKEN_LIMIT_EXCEEDED, QuotaTable, limit_message, line_tokens
 from .clock import MICROSECONDS, BatchTiming, Clock, to_microseconds, to_unix_seconds
 from .dataplane import Answer, DataPlaneService, is_v1
-from .files import FileStore, files_error
+from .files import FileStore, files_error, list_page
 from .server import Exchange, Request, Response, Route, json_response, route
 from .state import EmulatorState
 
@@ -681,28 +681,9 @@ class BatchesService:
         refused = self._authorize(request)
         if refused is not None:
             return refused
-        limit_text = request.query.get("limit", str(DEFAULT_LIST_LIMIT))
-        if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
-            message = f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, not '{limit_text[:20]}'."
-            return files_error(400, "invalidPayload", message, "limit")
-        limit = int(limit_text)
         batches = self._store.newest_first()
-        after = request.query.get("after")
-        if after:
-            position = next((index for index, batch in enumerate(batches) if batch.id == after), None)
-            if position is None:
-                return files_error(400, "invalidPayload", f"after names no batch: '{after[:100]}'.", "after")
-            batches = batches[position + 1 :]
-        page = [self._store.view(batch) for batch in batches[:limit]]
-        return json_response(
-            200,
-            {
-                "object": "list",
-                "data": page,
-                "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None,
-                "has_more": len(batches) > limit,
-            },
+        return list_page(
+            request.query, batches, lambda batch: batch.id, self._store.view, "batch", DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
         )
 
     def cancel(self, request: Request, match: re.Match[str]) -> Response:

@@ -15,15 +15,17 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import attrs
 
 from .clock import Clock, to_microseconds, to_unix_seconds
 from .multipart import FormPart, MultipartError, boundary_of, parse_form_data, read_value
 from .server import Request, Response, Route, json_response, route
+
+T = TypeVar("T")
 
 # wire-samples §6: what an upload may declare; listings also know the service's own outputs.
 UPLOAD_PURPOSES = ("fine-tune", "fine-tune-results", "assistants", "assistants_output", "batch")
@@ -37,6 +39,40 @@ _COPY_CHUNK_BYTES = 1024 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
 # The list API's page size bounds (OpenAI's: default and maximum 10,000).
 MAX_LIST_LIMIT = 10_000
+
+
+def list_page(
+    query: Mapping[str, str],
+    items: Sequence[T],
+    id_of: Callable[[T], str],
+    view: Callable[[T], Any],
+    noun: str,
+    default_limit: int,
+    max_limit: int,
+) -> Response:
+    """One page of a list answer, paged as the Files and Batches APIs page: `limit`, cursor `after`."""
+    limit_text = query.get("limit", str(default_limit))
+    if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= max_limit:
+        message = f"limit must be an integer from 1 to {max_limit}, not '{limit_text[:20]}'."
+        return files_error(400, "invalidPayload", message, "limit")
+    limit = int(limit_text)
+    after = query.get("after")
+    if after:
+        position = next((index for index, item in enumerate(items) if id_of(item) == after), None)
+        if position is None:
+            return files_error(400, "invalidPayload", f"after names no {noun}: '{after[:100]}'.", "after")
+        items = items[position + 1 :]
+    page = [view(item) for item in items[:limit]]
+    return json_response(
+        200,
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > limit,
+        },
+    )
 
 
 def files_error(status: int, code: str, message: str, target: str | None = None) -> Response:
@@ -386,32 +422,11 @@ class FilesService:
         if refused is not None:
             return refused
         query = request.query
-        limit_text = query.get("limit", str(MAX_LIST_LIMIT))
-        if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIST_LIMIT:
-            message = f"limit must be an integer from 1 to {MAX_LIST_LIMIT}, not '{limit_text[:20]}'."
-            return files_error(400, "invalidPayload", message, "limit")
-        limit = int(limit_text)
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             return files_error(400, "invalidPayload", f"order must be 'asc' or 'desc', not '{order[:20]}'.", "order")
         files = self._store.listing(query.get("purpose"), newest_first=order == "desc")
-        after = query.get("after")
-        if after:
-            position = next((index for index, file in enumerate(files) if file["id"] == after), None)
-            if position is None:
-                return files_error(400, "invalidPayload", f"after names no file: '{after[:100]}'.", "after")
-            files = files[position + 1 :]
-        page = files[:limit]
-        return json_response(
-            200,
-            {
-                "object": "list",
-                "data": page,
-                "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None,
-                "has_more": len(files) > limit,
-            },
-        )
+        return list_page(query, files, lambda file: str(file["id"]), lambda file: file, "file", MAX_LIST_LIMIT, MAX_LIST_LIMIT)
 
     def delete_file(self, request: Request, match: re.Match[str]) -> Response:
         refused = self._authorize(request)
