@@ -5,6 +5,7 @@
 - ``decide``: the pure rule table: wait, give up, look up, renew.
 - ``azure_errors``: Azure's error bodies, request ids and retry headers.
 - ``fastpath``: the requests session and adapter each attempt goes through.
+- ``pacer``: one lane per deployment, shared by every thread: the quota's pauses and budget.
 
 The names below are the ones the rest of the plugin, the tests and the benchmarks import from
 ``polysync_azure_openai.http``.
@@ -12,14 +13,13 @@ The names below are the ones the rest of the plugin, the tests and the benchmark
 
 from __future__ import annotations
 
-from .azure_errors import error_detail, read_json, response_request_id, retry_after
+from .azure_errors import error_detail, read_json, response_request_id, retry_after, retry_hint
 from .classify import Failure, Transport, classify
 from .client import _CLIENTS, HttpClient, MayExist, client_for, data_plane, dumps, resource_manager
-from .decide import MAX_RETRY_AFTER, MAX_TOTAL_WAIT, RETRY_STATUSES, Kind, RetryMode, decide
+from .decide import MAX_TOTAL_WAIT, RETRY_STATUSES, Kind, RetryMode, decide
 from .fastpath import POOL_SIZE, USER_AGENT, StreamBody
 
 __all__ = [
-    "MAX_RETRY_AFTER",
     "MAX_TOTAL_WAIT",
     "POOL_SIZE",
     "RETRY_STATUSES",
@@ -42,4 +42,5 @@ __all__ = [
     "resource_manager",
     "response_request_id",
     "retry_after",
+    "retry_hint",
 ]
