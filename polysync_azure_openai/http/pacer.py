@@ -171,8 +171,10 @@ class Lane:
         self._throttle: Throttle | None = None
         self._stale = False  # after a pause or a reset: one probe before the rest
         self._probe_out = False
-        self._last_reset: float | None = None
-        self._period: float | None = None
+        # Resets Azure named, as intervals (a 429's wait counts from a moment between sending and
+        # its answer): the latest one, and the window length they imply.
+        self._reset: tuple[float, float] | None = None
+        self._period: tuple[float, float] | None = None
         self._next_slot = 0.0
 
     def ticket(self) -> int:
@@ -204,7 +206,7 @@ class Lane:
             if admission.probe:
                 self._probe_out = False
             if throttle is not None:
-                started = self._pause(throttle)
+                started = self._pause(throttle, admission.sent_at)
             informative = status is not None and status != 429 and status < 500 and (status < 300 or left is not None)
             if informative and admission.epoch == self._epoch:
                 self._learn_budget(left, admission)
@@ -234,7 +236,7 @@ class Lane:
 
     # -- inside the lock ---------------------------------------------------------------------------
 
-    def _pause(self, throttle: Throttle) -> bool:
+    def _pause(self, throttle: Throttle, sent_at: float) -> bool:
         """Hold every call for the wait a 429 asked; True when this starts a pause (none was on)."""
         now, seconds = self._clock(), throttle.asked
         self.stats.throttled += 1
@@ -244,7 +246,7 @@ class Lane:
             self._asked_until, self._throttle = now + seconds, throttle
         self._go_stale()
         if throttle.exact and seconds <= MAX_PAUSE:
-            self._learn_reset(now + seconds)
+            self._learn_reset(sent_at + seconds, now + seconds)
         if started:
             self.stats.pauses += 1
         for waiter in self._waiting:
@@ -357,38 +359,53 @@ class Lane:
         self._requests_floor = self._tokens_floor = None
         self._next_slot = 0.0
 
-    def _learn_reset(self, reset: float) -> None:
-        """Remember a reset Azure named; two a window apart (or more) give the window."""
-        last, period = self._last_reset, self._period
-        if last is not None and reset - last > SAME_RESET:
-            gap = reset - last
-            windows = round(gap / period) if period is not None else 0
-            if period is not None and windows >= 1 and abs(gap / windows - period) < period / 10:
-                # The same window seen again (perhaps a few windows on): average out the jitter.
-                self._period = (period + gap / windows) / 2
-            elif period is None or gap < period:
-                self._period = gap
-        if last is None or reset > last + SAME_RESET:
-            self._last_reset = reset
+    def _learn_reset(self, low: float, high: float) -> None:
+        """A reset Azure named, between ``low`` and ``high``; resets a window apart give the window.
+
+        Predictions use the latest reset and the longest window the evidence allows, so they
+        come late rather than early: a late one idles a moment, an early one fetches a 429.
+        """
+        if self._reset is None:
+            self._reset = (low, high)
+            return
+        last_low, last_high = self._reset
+        if high - last_high <= SAME_RESET:
+            return  # the same reset, seen by another thread (or an older one)
+        span = (low - last_high, high - last_low)
+        windows = 1 if self._period is None else max(1, round((low + high - last_low - last_high) / sum(self._period)))
+        fits = (span[0] / windows, span[1] / windows)
+        if self._period is not None:
+            both = (max(self._period[0], fits[0]), min(self._period[1], fits[1]))
+            # Evidence that contradicts the window learnt so far starts the learning afresh.
+            fits = both if both[0] <= both[1] else fits
+        self._period = fits if fits[1] > SAME_RESET else None
+        self._reset = (low, high)
 
     def _next_reset(self, now: float) -> float | None:
-        last, period = self._last_reset, self._period
-        if last is None or last > now or period is None:
-            return last if last is not None and last > now else None
+        """The next reset after ``now`` as late as the evidence allows; None when unknown."""
+        if self._reset is None:
+            return None
+        last = self._reset[1]
+        if last > now:
+            return last
+        if self._period is None:
+            return None
+        period = self._period[1]
         return last + (math.floor((now - last) / period) + 1) * period
 
     def _reset_since(self, since: float, now: float) -> bool:
         """Whether a known or predicted reset fell after ``since`` and by ``now``."""
-        last, period = self._last_reset, self._period
-        if last is None or now < last:
+        if self._reset is None or now < self._reset[1]:
             return False
-        latest = last if period is None else last + math.floor((now - last) / period) * period
+        last = self._reset[1]
+        latest = last if self._period is None else last + math.floor((now - last) / self._period[1]) * self._period[1]
         return latest > since
 
 
-_LANES: BoundedCache[Lane] = BoundedCache("deployment-lanes", max_size=1024)
+#: Every lane of the process, by (endpoint base, deployment).
+LANES: BoundedCache[Lane] = BoundedCache("deployment-lanes", max_size=1024)
 
 
 def lane(base: str, deployment: str) -> Lane:
     """The process's lane of ``deployment`` at the endpoint ``base`` (origin and path prefix)."""
-    return _LANES.get_or_create((base, deployment), lambda: Lane(deployment, base))
+    return LANES.get_or_create((base, deployment), lambda: Lane(deployment, base))
