@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "tokens": ("tokens:run", "16 threads x 100 calls on a fresh Service Principal: token requests"),
     "concurrency": ("concurrency:run", "1/4/16/64 threads at 50 ms latency, server in its own process"),
     "download": ("download:run", "500 MB batch output: batch download vs streamed requests (not in --quick)"),
+    "quota": ("quota:run", "640 chat runs at the emulator's rate limit: plugin (32 threads, 4 processes) vs openai SDK"),
 }
 NOT_QUICK = ("download",)
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
-    from .harness import trust
+    from .harness import Headline, trust
 
     started = time.monotonic()
     trust()  # the CA, REQUESTS_CA_BUNDLE and NO_PROXY before any session exists
@@ -89,10 +90,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n!! benchmark {name} failed (traceback on stderr)")
 
     print(f"\n## Summary ({time.monotonic() - started:.0f} s, {_load()})")
+    headlines = [outcome for outcome in outcomes if isinstance(outcome, Headline)]
     for outcome in outcomes:
-        print("   " + outcome.line())
+        if not isinstance(outcome, Headline):
+            print("   " + outcome.line())
     for name in failed:
         print(f"   FAIL  {name:<12} the benchmark raised; see stderr")
+    # One-line verdicts close the run, unindented (`quota: plugin ...` is the last line).
+    for headline in headlines:
+        print(headline.line())
     return 1 if failed else 0
 
 

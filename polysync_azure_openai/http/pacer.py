@@ -28,14 +28,13 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
-
-from ..cache import BoundedCache
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +43,15 @@ log = logging.getLogger(__name__)
 MAX_PAUSE: Final = 60.0
 #: 429s naming resets closer together than this name the same one (seen by several threads).
 SAME_RESET: Final = 0.05
-#: A wait of an hour or more is no per-minute quota: a daily one (spec §H).
-DAILY_WAIT: Final = 3600.0
+_HOUR: Final = 3600.0
+_PLENTY: Final = 1 << 62
 
 
 def human(seconds: float) -> str:
     """A wait for people: ``0.25 s``, ``90 s``, ``2 min``, ``24 h``, ``3 days``."""
     if seconds < 100:
         return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < DAILY_WAIT:
+    if seconds < _HOUR:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.0f} h"
@@ -100,11 +99,10 @@ class Throttle:
     exact: bool = False
 
 
-@attrs.frozen
-class Admission:
-    """A call let through: where it stands among the calls sent, and how long it was held."""
+class Admission(NamedTuple):
+    """A call let through: its budget epoch (a pause or a reset starts a new one), its tokens,
+    when it went, whether as the probe, and how long it was held."""
 
-    #: The budget epoch it was sent in: a pause or a reset starts a new one.
     epoch: int
     tokens: int
     sent_at: float
@@ -283,17 +281,19 @@ class Lane:
         """When the head of the queue may go (None: once an answer arrives), and whether as the probe."""
         if now < self._paused_until:
             return self._paused_until, False
-        known = self._requests_floor is not None or self._tokens_floor is not None
-        if known and not self._stale and self._reset_since(self._budget_at, now):
-            self._go_stale()
+        if not self._stale:
+            if self._requests_floor is None and self._tokens_floor is None:
+                return now, False  # nothing says the deployment is limited
+            if self._reset is not None and self._reset_since(self._budget_at, now):
+                self._go_stale()
         if self._stale:
             return (None, False) if self._probe_out else (now, True)
-        if not known:
-            return now, False
         units = self._units(tokens)
+        if units >= demand:
+            return now, False
+        reset = self._next_reset(now) if self._reset is not None else None
         if units >= 1:
-            reset = self._next_reset(now)
-            if reset is None or units >= demand:
+            if reset is None:
                 return now, False
             # Fewer calls left than waiting: spread them so that the budget lasts to the reset.
             slot = max(now, self._next_slot)
@@ -302,7 +302,6 @@ class Lane:
             return slot, False
         if self._in_flight:
             return None, False
-        reset = self._next_reset(now)
         return (reset, False) if reset is not None else (now, True)
 
     def _learn_budget(self, left: tuple[int | None, int | None] | None, admission: Admission) -> None:
@@ -321,11 +320,11 @@ class Lane:
 
     def _units(self, tokens: int) -> int:
         """How many calls of ``tokens`` the budget still covers."""
-        counts = [] if self._requests_floor is None else [self._requests_floor - self._in_flight]
+        units = _PLENTY if self._requests_floor is None else self._requests_floor - self._in_flight
         if self._tokens_floor is not None:
             tokens_left = self._tokens_floor - self._in_flight_tokens
-            counts.append(tokens_left // tokens if tokens > 0 else tokens_left + 1)
-        return min(counts)
+            units = min(units, tokens_left // tokens if tokens > 0 else tokens_left + 1)
+        return units
 
     def _admit(self, now: float, tokens: int, probe: bool, held: float) -> Admission:
         self._in_flight += 1
@@ -402,10 +401,35 @@ class Lane:
         return latest > since
 
 
-#: Every lane of the process, by (endpoint base, deployment).
-LANES: BoundedCache[Lane] = BoundedCache("deployment-lanes", max_size=1024)
+class _Lanes:
+    """Every lane of the process, by (endpoint base, deployment): read without a lock, as a dict
+    read is atomic; built under one. Emptied in a forked child, whose inherited locks are unsafe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lanes: dict[tuple[str, str], Lane] = {}
+
+    def get(self, base: str, deployment: str) -> Lane:
+        found = self._lanes.get((base, deployment))
+        if found is not None:
+            return found
+        with self._lock:
+            if len(self._lanes) >= MAX_LANES:
+                self._lanes.clear()  # a bound, never reached by a real host: lanes are per deployment
+            return self._lanes.setdefault((base, deployment), Lane(deployment, base))
+
+    def clear(self) -> None:
+        self._lanes = {}
+        self._lock = threading.Lock()
+
+
+#: More deployments than any resource has; reaching it forgets what the lanes knew, nothing else.
+MAX_LANES: Final = 4096
+LANES = _Lanes()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=LANES.clear)
 
 
 def lane(base: str, deployment: str) -> Lane:
     """The process's lane of ``deployment`` at the endpoint ``base`` (origin and path prefix)."""
-    return LANES.get_or_create((base, deployment), lambda: Lane(deployment, base))
+    return LANES.get(base, deployment)
