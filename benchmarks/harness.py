@@ -245,9 +245,10 @@ class Target:
 
 @dataclass
 class Headline:
-    """A benchmark's one-line verdict, printed unindented after the summary (the run's last lines)."""
+    """A benchmark's one-line verdict: printed unindented after the summary, the run's last lines."""
 
     text: str
+    closing: bool = True
 
     def line(self) -> str:
         return self.text
