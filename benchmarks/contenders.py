@@ -45,6 +45,9 @@ def body_bytes(body: dict[str, Any]) -> bytes:
 def platform_attributes(server: Any, client_id: str | None = None, client_secret: str | None = None) -> dict[str, str]:
     """A Service Principal platform on ``server``, as tests/conftest.py points one at the emulator."""
     return {
+        # The contenders (raw requests, the openai SDK's AzureOpenAI) call the dated paths; so does
+        # the plugin here, so that all of them send the same request to the same route.
+        "OpenAI API Version": API_VERSION,
         "Subscription Id": server.subscription_id,
         "Resource Group Name": server.resource_group,
         "OpenAI Resource Name": server.resource_name,

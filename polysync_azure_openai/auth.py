@@ -22,7 +22,15 @@ import requests
 
 from .cache import BoundedCache
 from .errors import AzureServiceError, ConfigurationError, ErrorDetail, TransportError
-from .identity import API_KEY, CERTIFICATE, POLYSYNC_SERVICE_PRINCIPAL, SERVICE_PRINCIPAL, AuthConfig
+from .identity import (
+    API_KEY,
+    CERTIFICATE,
+    MANAGED_IDENTITY,
+    POLYSYNC_SERVICE_PRINCIPAL,
+    SERVICE_PRINCIPAL,
+    WORKLOAD_IDENTITY,
+    AuthConfig,
+)
 from .ids import HEADER_VALUE
 from .platform import CONNECT_TIMEOUT, PlatformConfig
 from .redaction import Redactor
@@ -126,22 +134,30 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
 
     if isinstance(exc, ConfigurationError):
         return exc
+    if auth.token_file_path is not None and isinstance(exc, OSError) and exc.filename == auth.token_file_path:
+        # Present when the configuration was checked, gone or unreadable now.
+        return ConfigurationError(
+            f"The federated token file {auth.token_file_path!r} ('Token File Path' or AZURE_FEDERATED_TOKEN_FILE) "
+            f"cannot be read ({exc.strerror}); nothing was sent. Mount the token there on every worker."
+        )
     text = str(getattr(exc, "message", None) or exc)
     status = getattr(getattr(exc, "response", None), "status_code", None)
     aadsts = re.search(r"AADSTS\d+", text)
     trace = re.search(r"Trace ID: ([0-9a-fA-F-]{36})", text)
     code_match = re.search(r"\((\w+)\)", text)
     code = aadsts.group(0) if aadsts else (code_match.group(1) if code_match else None)
+    endpoint = re.search(r"Token request error: \(\w+\) (\d{3}), ", text) if auth.method == MANAGED_IDENTITY else None
+    if endpoint is not None:
+        # MSAL puts the identity endpoint's status in the text and makes up the OAuth code.
+        status, code = int(endpoint.group(1)), None
     if _not_json(exc):
         # MSAL parses every answer as JSON: a redirect or a proxy's HTML page reads as
         # "Expecting value: line 1 column 1", which tells an operator nothing.
-        text = (
-            f"the authority {auth.authority} did not answer with JSON (a redirect, a proxy's sign-in "
-            "or error page, or an outage page)"
-        )
+        source = "the managed identity endpoint" if auth.method == MANAGED_IDENTITY else f"the authority {auth.authority}"
+        text = f"{source} did not answer with JSON (a redirect, a proxy's sign-in or error page, or an outage page)"
         code = "NonJsonTokenAnswer"
-    message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text)}"
-    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text))
+    message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text).rstrip('.')}"
+    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text, auth))
     # The authority's words may echo the form it was sent (the client secret): scrub them here,
     # so that no log record or message of the plugin carries them.
     detail = Redactor.of(auth.secrets).detail(detail)
@@ -197,15 +213,21 @@ def _build_credential(config: PlatformConfig) -> TokenCredential:
     if auth.method == POLYSYNC_SERVICE_PRINCIPAL:
         credential: TokenCredential = auth.host_credential
         return credential
-    options: dict[str, Any] = {
-        "authority": f"https://{auth.authority}",
+    # Every credential the plugin builds: bounded timeouts and tries, and the caller's CA.
+    transport: dict[str, Any] = {
         "connection_timeout": min(CONNECT_TIMEOUT, config.request_timeout),
         "read_timeout": config.request_timeout,
         "retry_total": config.max_retries,
     }
     ca_bundle = config.trusted_ca_bundle()
     if ca_bundle:
-        options["connection_verify"] = ca_bundle
+        transport["connection_verify"] = ca_bundle
+    if auth.method == MANAGED_IDENTITY:
+        from azure.identity import ManagedIdentityCredential
+
+        # The endpoint is the host's own (IDENTITY_ENDPOINT, IMDS): no authority to choose.
+        return ManagedIdentityCredential(client_id=auth.client_id, **transport)
+    options: dict[str, Any] = {"authority": f"https://{auth.authority}", **transport}
     if not auth.instance_discovery:
         # Otherwise MSAL asks the public cloud's authority about this host first.
         options["disable_instance_discovery"] = True
@@ -225,6 +247,15 @@ def _build_credential(config: PlatformConfig) -> TokenCredential:
             certificate_data=data,
             password=auth.certificate_password,
             **options,
+        )
+    if auth.method == WORKLOAD_IDENTITY:
+        from azure.identity import WorkloadIdentityCredential
+
+        # The path checked in identity.py, passed explicitly so that the file checked is the file
+        # read. azure-identity re-reads it every 10 minutes (and a rebuild after a 401 at once),
+        # so the token Kubernetes rotates is picked up.
+        return WorkloadIdentityCredential(
+            tenant_id=auth.tenant_id, client_id=auth.client_id, token_file_path=auth.token_file_path, **options
         )
     raise AssertionError(auth.method)
 

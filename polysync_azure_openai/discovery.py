@@ -23,7 +23,7 @@ from .errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from .http import RetryMode, read_json, resource_manager
 from .identity import API_KEY
 from .ids import DEPLOYMENT_NAME
-from .jobs import BATCH, CHAT, EMBEDDING
+from .jobs import BATCH, CHAT, EMBEDDING, OPENAI_FORMAT
 from .platform import PlatformConfig
 from .troubleshooting import advise
 
@@ -46,6 +46,8 @@ class Deployment:
     sku_name: str
     provisioning_state: str
     capabilities: Mapping[str, str] = attrs.field(factory=dict)
+    #: ``properties.model.format``: OpenAI, or a Foundry model's publisher (DeepSeek, Meta, ...).
+    model_format: str = OPENAI_FORMAT
 
     @classmethod
     def from_json(cls, item: Mapping[str, Any]) -> Deployment:
@@ -62,6 +64,7 @@ class Deployment:
             sku_name=str(sku.get("name") or ""),
             provisioning_state=str(properties.get("provisioningState") or ""),
             capabilities={str(k): str(v) for k, v in capabilities.items()} if isinstance(capabilities, dict) else {},
+            model_format=str(model.get("format") or OPENAI_FORMAT),
         )
 
     @property
@@ -69,8 +72,14 @@ class Deployment:
         return self.sku_name.lower().endswith("batch")
 
     @property
+    def is_foundry(self) -> bool:
+        """A model Azure serves through Foundry, not Azure OpenAI: on the v1 API only (second-release §F)."""
+        return self.model_format.lower() != OPENAI_FORMAT.lower()
+
+    @property
     def is_embedding(self) -> bool:
-        return "embedding" in self.model_name.lower()
+        # Foundry embedding models are named "...-embed-..." (Cohere-embed-v3-english).
+        return ("embed" if self.is_foundry else "embedding") in self.model_name.lower()
 
     @property
     def is_chat_capable(self) -> bool:
@@ -82,7 +91,8 @@ class Deployment:
     def describe(self) -> str:
         version = f" version {self.model_version}" if self.model_version else ""
         sku = f", {self.sku_name} SKU" if self.sku_name else ""
-        return f"model {self.model_name or 'unknown'}{version}{sku}"
+        foundry = f", {self.model_format} format (a Foundry model, v1 API only)" if self.is_foundry else ""
+        return f"model {self.model_name or 'unknown'}{version}{sku}{foundry}"
 
 
 @attrs.frozen
@@ -109,7 +119,8 @@ def classify(deployments: tuple[Deployment, ...]) -> Catalog:
             jobs[EMBEDDING].append(deployment)
         elif deployment.is_chat_capable:
             jobs[CHAT].append(deployment)
-            jobs[BATCH].append(deployment)
+            if not deployment.is_foundry:  # Azure's batches serve Azure OpenAI models only
+                jobs[BATCH].append(deployment)
         else:
             not_chat.append(f"{deployment.name} ({deployment.model_name})")
     if not_ready:
@@ -176,7 +187,8 @@ def _list_deployments(config: PlatformConfig) -> tuple[Deployment, ...]:
         raise ConfigurationError(
             f"Platform '{config.name}': Import Jobs needs Microsoft Entra ID authentication, but the "
             "platform uses 'API Key' (Azure Resource Manager does not accept keys). Switch the "
-            "platform to 'Service Principal' (or 'Polysync Service Principal' or 'Certificate') "
+            "platform to 'Service Principal' (or another Entra method: 'Polysync Service Principal', 'Certificate', "
+            "'Managed Identity', 'Workload Identity') "
             "for the import, then back to 'API Key' for execution if you want."
         )
     listing_path = config.resource_path() + "/deployments"

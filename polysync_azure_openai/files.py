@@ -141,7 +141,8 @@ class FilesApi:
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
         self.client = data_plane(config)
-        self.params = {"api-version": config.api_version}
+        self.surface = config.surface
+        self.params = config.surface.params
 
     def upload(self, path: Path, purpose: str = "batch") -> FileInfo:
         """POST the file as ``multipart/form-data`` (fields ``purpose`` and ``file``), streamed."""
@@ -152,7 +153,7 @@ class FilesApi:
         with handle, MultipartStream(handle, path.name, purpose) as body:
             response = self.client.send(
                 "POST",
-                "/openai/files",
+                self.surface.path("files"),
                 params=self.params,
                 body=body,
                 headers={"Content-Type": body.content_type},
@@ -174,7 +175,7 @@ class FilesApi:
 
     def get(self, file_id: str) -> FileInfo:
         check_file_id(file_id)
-        response = self.client.send("GET", f"/openai/files/{file_id}", params=self.params, mode=RetryMode.READ)
+        response = self.client.send("GET", self.surface.path(f"files/{file_id}"), params=self.params, mode=RetryMode.READ)
         return FileInfo.from_json(read_json(response, f"Reading file {file_id}"))
 
     def wait_until_processed(
@@ -207,7 +208,7 @@ class FilesApi:
                 f"Cannot write {target}: the directory {target.parent} does not exist. Create it or choose another --out."
             )
         response = self.client.send(
-            "GET", f"/openai/files/{file_id}/content", params=self.params, mode=RetryMode.READ, stream=True
+            "GET", self.surface.path(f"files/{file_id}/content"), params=self.params, mode=RetryMode.READ, stream=True
         )
         request_id = response_request_id(response)
         # With a content coding, Content-Length counts the encoded bytes, not the ones written.

@@ -19,10 +19,12 @@ from .attributes import AttributeReader, attributes_of
 from .cache import BoundedCache
 from .clouds import CLOUDS, Cloud, Endpoint, parse_https_base
 from .errors import ConfigurationError
-from .identity import POLYSYNC_SERVICE_PRINCIPAL, AuthConfig, hashable_identity, parse_auth
+from .identity import POLYSYNC_SERVICE_PRINCIPAL, AuthConfig, environment_of, hashable_identity, parse_auth
 from .ids import shown
+from .surface import V1, Surface
 
-DEFAULT_API_VERSION: Final = "2024-10-21"
+#: Blank means Azure's v1 API (second-release §B; 0.1.0's default was 2024-10-21).
+DEFAULT_API_VERSION: Final = V1
 DEFAULT_REQUEST_TIMEOUT: Final = 120.0
 DEFAULT_MAX_RETRIES: Final = 3
 CONNECT_TIMEOUT: Final = 10.0
@@ -49,6 +51,8 @@ class PlatformConfig:
     max_retries: int
     auth: AuthConfig
     key: Hashable = attrs.field(repr=False, eq=False)
+    #: The data-plane API this platform speaks (v1 or a dated api-version), from ``api_version``.
+    surface: Surface = attrs.field(init=False, eq=False, repr=False)
     #: A CA bundle handed over by the caller (the CLI's embedded emulator); None means the
     #: standard REQUESTS_CA_BUNDLE mechanism (spec §1), read once when a session is built.
     ca_bundle: str | None = None
@@ -65,6 +69,10 @@ class PlatformConfig:
     def timeout(self) -> tuple[float, float]:
         return (min(CONNECT_TIMEOUT, self.request_timeout), self.request_timeout)
 
+    @surface.default
+    def _surface(self) -> Surface:
+        return Surface(self.api_version)
+
     @classmethod
     def from_host(cls, platform: Any) -> PlatformConfig:
         """Validate the host's platform object; cached per configuration."""
@@ -76,6 +84,7 @@ class PlatformConfig:
             method,
             tuple(sorted(attributes.items())),
             hashable_identity(credential) if method == POLYSYNC_SERVICE_PRINCIPAL else None,
+            environment_of(method),
             _ca_bundle(platform),
         )
         return _CONFIGS.get_or_create(key, lambda: _parse(platform, attributes, key))
@@ -157,15 +166,7 @@ def _parse(platform: Any, attributes: Mapping[str, str], key: Hashable) -> Platf
         ids.RESOURCE_GROUP,
         "it must be 1-90 letters, digits, '_', '-', '.', '(' or ')', not ending in '.'",
     )
-    api_version = (
-        r.matching(
-            "OpenAI API Version",
-            r.get("OpenAI API Version"),
-            ids.DATED_API_VERSION,
-            "it must look like 2024-10-21 or 2025-01-01-preview",
-        )
-        or DEFAULT_API_VERSION
-    )
+    api_version = _api_version(r)
 
     cloud_name = r.get("Azure Cloud") or "AzureCloud"
     cloud = next((c for n, c in CLOUDS.items() if n.lower() == cloud_name.lower()), None)
@@ -197,6 +198,21 @@ def _parse(platform: Any, attributes: Mapping[str, str], key: Hashable) -> Platf
         key=key,
         ca_bundle=_ca_bundle(platform),
     )
+
+
+def _api_version(r: AttributeReader) -> str:
+    """``v1`` (also when blank, in any case) or a dated version as Azure writes it."""
+    value = r.get("OpenAI API Version")
+    if value is None or value.lower() == V1:
+        return DEFAULT_API_VERSION
+    checked = r.matching(
+        "OpenAI API Version",
+        value,
+        ids.DATED_API_VERSION,
+        "it must be v1 (Azure's current API, the default) or a dated version such as 2024-10-21 or 2025-04-01-preview",
+    )
+    assert checked is not None
+    return checked
 
 
 def _ca_bundle(platform: Any) -> str | None:

@@ -308,3 +308,75 @@ def test_a_malformed_host_token_is_a_clear_error_before_any_request(
         pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="r1")
     assert "eyJ0eXAi" not in str(info.value)
     assert emu.requests == []
+
+
+# -- the plugin's own token cache ------------------------------------------------------------------
+
+
+class _MintingHostCredential:
+    """A host credential with no cache of its own: every get_token mints a new Entra token.
+
+    azure-identity's credentials cache their tokens, which would hide a plugin that asks on
+    every call; with this one, each ask the plugin makes is a counted token request.
+    """
+
+    def __init__(self, emu: Emulator) -> None:
+        self._emu = emu
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        from azure.identity import ClientSecretCredential
+
+        with self._lock:
+            for scope in scopes:
+                self.calls[scope] = self.calls.get(scope, 0) + 1
+        fresh = ClientSecretCredential(
+            self._emu.tenant_id,
+            self._emu.client_id,
+            self._emu.client_secret,
+            authority=self._emu.url,
+            disable_instance_discovery=True,
+        )
+        return fresh.get_token(*scopes)
+
+
+def minting_platform(emu: Emulator, credential: _MintingHostCredential) -> Platform:
+    attributes = {k: v for k, v in emulator_attributes(emu).items() if k not in ("Tenant Id", "Client Id", "Client Secret")}
+    return Platform(name="host-identity", auth_method="Polysync Service Principal", attributes=attributes, credential=credential)
+
+
+def test_the_minting_host_credential_really_mints_a_new_token_each_call(emu: Emulator) -> None:
+    credential = _MintingHostCredential(emu)
+    first, second = credential.get_token(DATA_SCOPE), credential.get_token(DATA_SCOPE)
+    assert first.token != second.token
+    assert emu.token_requests() == 2
+
+
+def test_the_plugin_caches_the_host_credentials_token_per_scope(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    credential = _MintingHostCredential(emu)
+    for i in range(5):
+        platform = minting_platform(emu, credential)  # a new platform object per run, as the host passes them
+        assert chat(pm, platform, f"call {i}").status == "Success"
+        assert any(pm.hook.import_jobs(platform=platform))
+    assert credential.calls == {DATA_SCOPE: 1, "https://management.azure.com/.default": 1}
+    assert emu.token_requests() == 2
+
+
+def test_racing_threads_ask_the_host_credential_once(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    credential = _MintingHostCredential(emu)
+    barrier = threading.Barrier(16)
+    statuses: list[str] = []
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(3):
+            statuses.append(chat(pm, minting_platform(emu, credential)).status)
+
+    threads = [threading.Thread(target=run) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == ["Success"] * 48
+    assert credential.calls == {DATA_SCOPE: 1}

@@ -164,7 +164,7 @@ def test_overrides_with_a_gateway_path_prefix_reach_that_host_and_path(pm: plugg
         paths = [r.path for r in gateway.requests]
     assert result.status == "Failed" and "has no choices" in result.message  # the recorder answered {}
     assert paths == [
-        "/aoai/openai/deployments/gpt-4o/chat/completions",
+        "/aoai/openai/v1/chat/completions",
         f"/arm/subscriptions/{emu.subscription_id}/resourceGroups/{emu.resource_group}"
         f"/providers/Microsoft.CognitiveServices/accounts/{emu.resource_name}/deployments",
     ]

@@ -37,6 +37,7 @@ def test_classification_of_the_default_deployments(
             (BATCH, "gpt-4o-batch::batch"),  # GlobalBatch SKU: batch only
             (CHAT, "o3-mini"),
             (BATCH, "o3-mini::batch"),
+            (CHAT, "DeepSeek-R1"),  # a Foundry model: Chat only (second-release §F)
         ]
     )
     # dall-e (not chat-capable) and a deployment still Creating are skipped and named.
@@ -45,7 +46,10 @@ def test_classification_of_the_default_deployments(
     gpt4o = next(j for j in jobs if j.external_id == "gpt-4o")
     assert gpt4o.attributes["Deployment Name"] == "gpt-4o"
     assert gpt4o.attributes["Model Name"] == "gpt-4o"
+    assert gpt4o.attributes["Model Format"] == "OpenAI"
     assert "2024-08-06" in gpt4o.description and "GlobalStandard" in gpt4o.description
+    deepseek = next(j for j in jobs if j.external_id == "DeepSeek-R1")
+    assert deepseek.attributes["Model Format"] == "DeepSeek" and "v1 API only" in deepseek.description
     batch = next(j for j in jobs if j.external_id == "gpt-4o::batch")
     assert batch.attributes["OpenAI Batch Endpoint"] == "/chat/completions"
     assert batch.attributes["OpenAI Completion Window"] == "24h"
@@ -67,6 +71,30 @@ def test_classification_rules(pm: pluggy.PluginManager, emu: Emulator) -> None:
     assert got == [(BATCH, "dz::batch"), (BATCH, "emb-batch::batch"), (EMBEDDING, "Embed-Upper")]
 
 
+def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.set_deployments(
+        [
+            Deployment(name="llama", model="Llama-3.3-70B-Instruct", format="Meta"),
+            Deployment(name="mistral", model="Mistral-Large-2411", format="Mistral AI"),
+            Deployment(name="cohere", model="Cohere-embed-v3-english", format="Cohere", capabilities={"embeddings": "true"}),
+            Deployment(name="phi", model="Phi-4", format="Microsoft", capabilities={"completion": "true"}),
+        ]
+    )
+    jobs = imported(pm, sp_platform(emu))
+    assert sorted((j.job_type, j.external_id, j.attributes["Model Format"]) for j in jobs) == [
+        (CHAT, "llama", "Meta"),
+        (CHAT, "mistral", "Mistral AI"),
+        (EMBEDDING, "cohere", "Cohere"),
+    ]
+
+
+def test_a_missing_model_format_is_openai() -> None:
+    from polysync_azure_openai.discovery import Deployment as Listed
+
+    listed = Listed.from_json({"name": "x", "properties": {"model": {"name": "gpt-4o"}, "provisioningState": "Succeeded"}})
+    assert listed.model_format == "OpenAI" and not listed.is_foundry
+
+
 @pytest.mark.parametrize(
     "enabled",
     [None] + [set(c) for n in range(len(ALL) + 1) for c in itertools.combinations(ALL, n)],
@@ -83,7 +111,7 @@ def test_exactly_one_listing_per_import_for_every_subset(
         assert {j.job_type for j in jobs} == expected_types
     assert listings(emu) == (1 if expected_types else 0)
     pages = sum(1 for r in emu.requests if r.kind == "arm.deployments")
-    assert pages == (3 if expected_types else 0)  # 6 deployments, 2 per page
+    assert pages == (4 if expected_types else 0)  # 7 deployments, 2 per page
 
 
 def test_two_imports_in_a_row_list_twice_and_see_new_deployments(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -169,8 +197,8 @@ def test_next_link_on_the_public_arm_host_is_rebased_onto_the_override(pm: plugg
     emu.page_size = 2
     emu.next_link_origin = "https://management.azure.com"
     jobs = imported(pm, sp_platform(emu))
-    assert len(jobs) == 6
-    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 3
+    assert len(jobs) == 7
+    assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 4
 
 
 def test_override_with_path_prefix_is_not_a_license_for_other_paths(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -222,3 +250,41 @@ def test_a_thousand_deployments_in_ten_pages_is_one_listing(pm: pluggy.PluginMan
     assert len(jobs) == 2000  # chat + batch for each
     assert listings(emu) == 1
     assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 10
+
+
+# Spec §1.2: chat-capable unless capabilities has keys but no chatCompletion "true", or the model
+# name holds a known non-chat family. The families are spelled out here, not read from
+# discovery.NON_CHAT_FAMILIES, so that a family dropped from that list fails its row.
+NON_CHAT_MODELS = {
+    "dall-e": "dall-e-3",
+    "gpt-image": "gpt-image-1",
+    "whisper": "whisper",
+    "tts": "tts-hd",
+    "transcribe": "gpt-4o-transcribe",
+    "realtime": "gpt-4o-realtime-preview",
+    "sora": "Sora",
+}
+CAPABILITIES = {
+    "true": ({"chatCompletion": "true"}, True),
+    "True": ({"chatCompletion": "True"}, True),
+    "false": ({"chatCompletion": "false"}, False),
+    "other-keys-only": ({"completion": "true", "embeddings": "false"}, False),
+    # An older ARM api-version lists no capabilities: the model name decides.
+    "missing": ({}, True),
+}
+
+
+def test_chat_capability_table(pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    deployments = [Deployment(name=f"gpt-4o-{row}", model="gpt-4o", capabilities=caps) for row, (caps, _) in CAPABILITIES.items()]
+    expected = {f"gpt-4o-{row}": chat for row, (_, chat) in CAPABILITIES.items()}
+    for family, model in NON_CHAT_MODELS.items():
+        for row in ("missing", "true"):
+            deployments.append(Deployment(name=f"{family}-{row}", model=model, capabilities=CAPABILITIES[row][0]))
+            expected[f"{family}-{row}"] = False
+    emu.set_deployments(deployments)
+    jobs = imported(pm, sp_platform(emu))
+    got = {d.name: sorted(j.job_type for j in jobs if j.external_id in (d.name, f"{d.name}::batch")) for d in deployments}
+    assert got == {name: sorted([CHAT, BATCH]) if chat else [] for name, chat in expected.items()}
+    warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert all(name in warnings for name, chat in expected.items() if not chat)

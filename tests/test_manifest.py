@@ -17,7 +17,8 @@ from .conftest import imported, sp_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Literal values from ../shared/spec/azure-openai.md and host-contract.md, not from the code.
+# Literal values from ../shared/spec/azure-openai.md, second-release.md (which wins where they
+# differ: §B-§F) and host-contract.md, not from the code.
 SPEC_PLATFORM_ATTRIBUTES = {
     "Subscription Id",
     "Resource Group Name",
@@ -35,11 +36,12 @@ SPEC_PLATFORM_ATTRIBUTES = {
     "Certificate",
     "Certificate Password",
     "Thumbprint",
+    "Token File Path",
     "API Key",
 }
 SPEC_SECRETS = {"Client Secret", "Certificate", "Certificate Password", "API Key"}
 SPEC_DEFAULTS = {
-    "OpenAI API Version": "2024-10-21",
+    "OpenAI API Version": "v1",  # second-release §B: blank now means v1 (0.1.0: 2024-10-21)
     "Azure Cloud": "AzureCloud",
     "Request Timeout Seconds": "120",
     "Max Retries": "3",
@@ -48,6 +50,8 @@ SPEC_AUTH_METHODS = {
     "Polysync Service Principal": ([], True),
     "Service Principal": (["Tenant Id", "Client Id", "Client Secret"], True),
     "Certificate": (["Tenant Id", "Client Id", "Certificate", "Certificate Password", "Thumbprint"], True),
+    "Managed Identity": (["Client Id"], True),
+    "Workload Identity": (["Tenant Id", "Client Id", "Token File Path"], True),
     "API Key": (["API Key"], False),
 }
 SPEC_JOB_TYPES = {
@@ -59,11 +63,14 @@ SPEC_JOB_ATTRIBUTES = {
     "Azure OpenAI Chat Completion": {
         "Deployment Name": "",
         "Model Name": "",
+        "Model Format": "",  # §F
         "OpenAI System Prompt": "",
         "OpenAI Max Tokens": "",
         "OpenAI Temperature": "",
+        "OpenAI Reasoning Effort": "",  # §C
+        "OpenAI Response Format": "",  # §C
     },
-    "Azure OpenAI Embedding": {"Deployment Name": "", "Model Name": ""},
+    "Azure OpenAI Embedding": {"Deployment Name": "", "Model Name": "", "Model Format": "", "OpenAI Dimensions": ""},
     "Azure OpenAI Batch Job": {
         "Deployment Name": "",
         "Model Name": "",
@@ -81,10 +88,19 @@ SPEC_PARAMETERS = {
         "completion_tokens": ("Output", "Int", False),
         "total_tokens": ("Output", "Int", False),
         "finish_reason": ("Output", "String", False),
+        # second-release §C
+        "response_schema": ("Input", "JSON", False),
+        "response_json": ("Output", "JSON", False),
+        "model": ("Output", "String", False),
+        "cached_tokens": ("Output", "Int", False),
+        "reasoning_tokens": ("Output", "Int", False),
     },
     "Azure OpenAI Embedding": {
-        "input": ("Input", "String", True),
+        # second-release §D: exactly one of input and inputs, so neither alone is required.
+        "input": ("Input", "String", False),
+        "inputs": ("Input", "JSON", False),
         "embedding": ("Output", "JSON", False),
+        "embeddings": ("Output", "JSON", False),
         "prompt_tokens": ("Output", "Int", False),
         "total_tokens": ("Output", "Int", False),
     },
@@ -132,6 +148,12 @@ def test_auth_methods_match_the_spec(manifest: dict) -> None:
     for method, (names, _) in SPEC_AUTH_METHODS.items():
         for name in names:
             assert method in attributes[name]["auth_methods"], (method, name)
+
+
+def test_the_code_serves_exactly_the_manifests_auth_methods(manifest: dict) -> None:
+    from polysync_azure_openai.identity import AUTH_METHODS
+
+    assert list(AUTH_METHODS) == [m["name"] for m in manifest["platform"]["auth_methods"]]
 
 
 def test_job_types_match_the_spec(manifest: dict) -> None:

@@ -183,6 +183,25 @@ def test_an_error_body_echoing_the_key_is_redacted(pm: pluggy.PluginManager, emu
     assert leaks([result.message], [emu.api_key]) == []
 
 
+def test_an_identity_endpoint_echoing_identity_header_is_redacted(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polysync_azure_openai.emulator.faults import Status
+    from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
+
+    from .test_keyless_auth import mi_platform
+
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    echo = {"statusCode": 400, "message": f"Header {emu.identity_header} is not valid here."}
+    emu.inject(Status(400, body=echo), kind="msi.token")
+    result = pm.hook.submit(platform=mi_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Failed" and "Header *** is not valid here" in (result.message or "")
+    assert leaks([result.message or ""], [emu.identity_header]) == []
+
+
 def test_certificate_and_its_password_never_leak(
     pm: pluggy.PluginManager, emu: Emulator, debug_logs: pytest.LogCaptureFixture
 ) -> None:
@@ -213,6 +232,66 @@ def test_certificate_and_its_password_never_leak(
     texts += [r.getMessage() for r in debug_logs.records] + [str(r.args) for r in debug_logs.records]
     assert debug_logs.records
     assert leaks(texts, [password, key_body, certificate[:60]]) == []
+
+
+def test_federated_tokens_and_the_identity_header_never_leak(
+    pm: pluggy.PluginManager,
+    emu: Emulator,
+    debug_logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path,
+) -> None:
+    """Workload and managed identity, success and every kind of refusal, a 401 renewal, DEBUG logs."""
+    from polysync_azure_openai.auth import token_provider
+    from polysync_azure_openai.errors import RemoteError
+    from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
+
+    from .test_keyless_auth import mi_platform, wi_platform
+
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+    files = {
+        "good": emu.write_federated_token(tmp_path / "good"),
+        "wrong-audience": emu.write_federated_token(tmp_path / "wrong-audience", audience="api://wrong"),
+        "unknown-subject": emu.write_federated_token(tmp_path / "unknown-subject", "system:serviceaccount:x:y"),
+        "expired": emu.write_federated_token(tmp_path / "expired", lifetime=-600),
+    }
+    federated = [path.read_text() for path in files.values()]
+    platforms = [wi_platform(emu, path, name=f"workload-{label}") for label, path in files.items()]
+    platforms += [mi_platform(emu), mi_platform(emu, name="unattached", Client_Id=str(uuid.uuid4()))]
+    texts: list[str] = []
+    for platform in platforms:
+        config = PlatformConfig.from_host(platform)
+        texts += [repr(platform), repr(config), repr(config.auth), repr(token_provider(config))]
+        for chat_job, parameters in (
+            (job(CHAT, "gpt-4o"), {"user_prompt": "hi"}),
+            (job(EMBEDDING, "embed-small"), {"input": "x"}),
+        ):
+            result = pm.hook.submit(platform=platform, job=chat_job, parameters=parameters, run_key="k")
+            texts += [repr(result), result.run_id, result.message or "", str(dict(result.outputs))]
+        try:
+            texts += [repr(j) for j in pm.hook.import_jobs(platform=platform)[0] or []]
+        except RemoteError as exc:
+            texts += [str(exc), repr(exc)]
+    emu.revoke_tokens()  # every good platform renews once
+    for platform in (platforms[0], platforms[4]):
+        result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+        assert result.status == "Success", result.message
+        texts.append(result.message or "")
+    monkeypatch.setenv("IDENTITY_HEADER", "stale-" + emu.identity_header)
+    stale = pm.hook.submit(platform=platforms[4], job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert stale.status == "Failed" and "restart the worker" in (stale.message or "")
+    texts.append(stale.message or "")
+    failed = [t for t in texts if "AADSTS70021" in t or "AADSTS700213" in t or "AADSTS700024" in t]
+    assert failed, "no federated refusal was seen: the scan would prove less"
+    tokens = {r.headers["authorization"].removeprefix("Bearer ") for r in emu.requests if "authorization" in r.headers}
+    assert len(tokens) >= 4
+    records = debug_logs.records
+    assert any(r.name.startswith(("azure", "msal")) for r in records)
+    texts += [r.getMessage() for r in records] + [str(r.args) for r in records]
+    assert leaks(texts, [*federated, emu.identity_header, "stale-" + emu.identity_header, *tokens]) == []
 
 
 def embedded_base64(secret: str) -> list[str]:

@@ -29,7 +29,7 @@ def test_soak_two_platforms_sixteen_threads(pm: pluggy.PluginManager, emu: Emula
         {
             "custom_id": "t",
             "method": "POST",
-            "url": "/chat/completions",
+            "url": "/v1/chat/completions",
             "body": {"model": "gpt-4o-batch", "messages": [{"role": "user", "content": "hi"}]},
         }
     )

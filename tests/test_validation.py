@@ -4,6 +4,7 @@ its valid twin (the same call with that one value corrected) does reach the emul
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pluggy
@@ -12,6 +13,7 @@ import pytest
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
 from .conftest import emulator_attributes, imported
@@ -30,6 +32,10 @@ class Row:
     hook: str = "submit"
     job_type: str = CHAT
     external_id: str = "gpt-4o"
+    method: str = "Service Principal"  # the platform's auth method, with that method's attributes
+    #: The job attributes and run parameters to start from, instead of the job type's base ones.
+    attributes: dict[str, str] | None = None
+    params: dict[str, Any] | None = None
 
 
 ROWS = [
@@ -144,9 +150,83 @@ ROWS = [
         "auth-method",
         "auth",
         "auth_method",
-        "Managed Identity",
+        "Azure CLI",
         "Service Principal",
-        ("'Managed Identity'", "Choose one of", "Service Principal"),
+        ("'Azure CLI'", "Choose one of", "Service Principal", "Managed Identity", "Workload Identity"),
+    ),
+    # -- keyless methods (second-release §E) ------------------------------------------------------
+    Row(
+        "managed-client-id",
+        "platform",
+        "Client Id",
+        "my-identity",
+        KEEP,
+        ("'Client Id'", "'my-identity'", "GUID", "blank for the system-assigned identity"),
+        method="Managed Identity",
+    ),
+    Row(
+        "managed-client-id-resource-id",
+        "platform",
+        "Client Id",
+        "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg/providers/"
+        "Microsoft.ManagedIdentity/userAssignedIdentities/worker",
+        KEEP,
+        ("'Client Id'", "GUID", "Client ID"),
+        method="Managed Identity",
+    ),
+    Row(
+        "token-file-relative",
+        "platform",
+        "Token File Path",
+        "tokens/azure-identity-token",
+        KEEP,
+        ("'Token File Path'", "'tokens/azure-identity-token'", "must be an absolute path"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-missing",
+        "platform",
+        "Token File Path",
+        "/var/run/secrets/azure/tokens/azure-identity-token",
+        KEEP,
+        ("'Token File Path'", "does not exist on this worker", "Mount the federated token"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-directory",
+        "platform",
+        "Token File Path",
+        "/",
+        KEEP,
+        ("'Token File Path'", "a directory"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-unset",
+        "platform",
+        "Token File Path",
+        None,
+        KEEP,
+        ("'Token File Path'", "is not set", "AZURE_FEDERATED_TOKEN_FILE"),
+        method="Workload Identity",
+    ),
+    Row(
+        "workload-client-id",
+        "platform",
+        "Client Id",
+        "my-workload",
+        KEEP,
+        ("'Client Id'", "GUID"),
+        method="Workload Identity",
+    ),
+    Row(
+        "workload-tenant-missing",
+        "platform",
+        "Tenant Id",
+        None,
+        KEEP,
+        ("'Tenant Id'", "is not set", "managed identity's Overview page"),
+        method="Workload Identity",
     ),
     Row("auth-method-missing", "auth", "auth_method", "", "Service Principal", ("authentication method not set",)),
     # -- job attributes -------------------------------------------------------------------------
@@ -342,15 +422,261 @@ ROWS = [
     ),
 ]
 
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": False}
+HUGE_SCHEMA = {**SCHEMA, "description": "x" * 110_000}
+O3 = {"Model Name": "o3-mini"}
+EMBED_3 = {"Model Name": "text-embedding-3-small"}
+DEEPSEEK = {"Model Name": "DeepSeek-R1", "Model Format": "DeepSeek"}
+# second-release §B-§D, §F: the issue's list of bad input, plus the refusals the v1 surface adds.
+ROWS += [
+    Row(
+        "response-format-not-json",
+        "job",
+        "OpenAI Response Format",
+        "{not json",
+        json.dumps(SCHEMA),
+        ("attribute 'OpenAI Response Format'", "not JSON object text", "json_object"),
+    ),
+    Row(
+        "response-format-json-array",
+        "job",
+        "OpenAI Response Format",
+        "[1, 2]",
+        "json_object",
+        ("attribute 'OpenAI Response Format'", "not JSON object text"),
+        attributes={"OpenAI System Prompt": "Answer in JSON."},
+    ),
+    Row(
+        "response-format-over-100-kb",
+        "job",
+        "OpenAI Response Format",
+        json.dumps(HUGE_SCHEMA),
+        json.dumps(SCHEMA),
+        ("attribute 'OpenAI Response Format'", "more than the 102,400"),
+    ),
+    Row(
+        "response-schema-over-100-kb",
+        "param",
+        "response_schema",
+        HUGE_SCHEMA,
+        SCHEMA,
+        ("parameter 'response_schema'", "more than the 102,400 allowed"),
+    ),
+    Row(
+        "response-schema-a-list",
+        "param",
+        "response_schema",
+        [SCHEMA],
+        SCHEMA,
+        ("parameter 'response_schema'", "is a list", "JSON Schema"),
+    ),
+    Row(
+        "json-mode-without-json-in-the-prompts",
+        "job",
+        "OpenAI System Prompt",
+        None,
+        "Answer in JSON.",
+        ("attribute 'OpenAI Response Format'", "mentions JSON", "'OpenAI System Prompt'"),
+        attributes={"OpenAI Response Format": "json_object"},
+    ),
+    Row(
+        "structured-output-on-an-old-dated-version",
+        "platform",
+        "OpenAI API Version",
+        "2024-07-01-preview",
+        "2024-08-01-preview",
+        ("attribute 'OpenAI Response Format'", "2024-08-01-preview and later", "'2024-07-01-preview'"),
+        attributes={"OpenAI Response Format": json.dumps(SCHEMA)},
+    ),
+    Row(
+        "reasoning-model-on-an-old-dated-version",
+        "platform",
+        "OpenAI API Version",
+        "2024-10-21",
+        "2024-12-01-preview",
+        ("'OpenAI API Version'", "v1 (or blank) or to 2024-12-01-preview or later"),
+        external_id="o3-mini",
+        attributes=O3,
+    ),
+    Row(
+        "reasoning-effort-unknown",
+        "job",
+        "OpenAI Reasoning Effort",
+        "extreme",
+        "low",
+        ("attribute 'OpenAI Reasoning Effort'", "'extreme'", "none, minimal, low, medium, high, xhigh"),
+        external_id="o3-mini",
+        attributes=O3,
+    ),
+    Row(
+        "reasoning-effort-on-a-chat-model",
+        "job",
+        "OpenAI Reasoning Effort",
+        "low",
+        None,
+        ("attribute 'OpenAI Reasoning Effort'", "'gpt-4o'", "not a reasoning model"),
+        attributes={"Model Name": "gpt-4o"},
+    ),
+    Row(
+        "temperature-on-a-reasoning-model",
+        "job",
+        "OpenAI Temperature",
+        "0.7",
+        None,
+        ("attribute 'OpenAI Temperature'", "reasoning model"),
+        external_id="o3-mini",
+        attributes=O3,
+    ),
+    Row(
+        "foundry-model-on-a-dated-version",
+        "platform",
+        "OpenAI API Version",
+        "2025-04-01-preview",
+        "v1",
+        ("attribute 'Model Format'", "'DeepSeek'", "only on the v1 API", "to v1"),
+        external_id="DeepSeek-R1",
+        attributes=DEEPSEEK,
+    ),
+    Row(
+        "api-version-v2",
+        "platform",
+        "OpenAI API Version",
+        "v2",
+        "V1",
+        ("'OpenAI API Version'", "'v2'", "it must be v1"),
+    ),
+    Row(
+        "inputs-and-input",
+        "param",
+        "inputs",
+        ["a"],
+        None,
+        ("parameters 'input' and 'inputs'", "both given"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+    ),
+    Row(
+        "neither-input-nor-inputs",
+        "param",
+        "inputs",
+        None,
+        ["a"],
+        ("parameter 'input'", "and so is 'inputs'"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        params={},
+    ),
+    Row(
+        "inputs-empty",
+        "param",
+        "inputs",
+        [],
+        ["a"],
+        ("parameter 'inputs'", "empty list"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        params={},
+    ),
+    Row(
+        "inputs-over-2048",
+        "param",
+        "inputs",
+        ["x"] * 2049,
+        ["x"] * 2,
+        ("parameter 'inputs'", "2,049 texts", "Batch Job"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        params={},
+    ),
+    Row(
+        "inputs-empty-item",
+        "param",
+        "inputs",
+        ["a", " "],
+        ["a", "b"],
+        ("parameter 'inputs', item 1,", "is empty"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        params={},
+    ),
+    Row(
+        "inputs-non-string-item",
+        "param",
+        "inputs",
+        ["a", 5],
+        ["a", "5"],
+        ("parameter 'inputs', item 1,", "is a number, not a string"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        params={},
+    ),
+    Row(
+        "inputs-not-a-list",
+        "param",
+        "inputs",
+        "a",
+        ["a"],
+        ("parameter 'inputs'", "is a string, not a list"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        params={},
+    ),
+    Row(
+        "dimensions-on-ada",
+        "job",
+        "Model Name",
+        "text-embedding-ada-002",
+        "text-embedding-3-small",
+        ("attribute 'OpenAI Dimensions'", "'text-embedding-ada-002'", "does not take dimensions"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        attributes={"OpenAI Dimensions": "256"},
+    ),
+    Row(
+        "dimensions-without-model-name",
+        "job",
+        "Model Name",
+        None,
+        "text-embedding-3-small",
+        ("attribute 'OpenAI Dimensions'", "'Model Name' is blank", "re-run Import Jobs"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        attributes={"OpenAI Dimensions": "256"},
+    ),
+    Row(
+        "dimensions-zero",
+        "job",
+        "OpenAI Dimensions",
+        "0",
+        "256",
+        ("attribute 'OpenAI Dimensions'", "'0'", "from 1 to 1536"),
+        job_type=EMBEDDING,
+        external_id="embed-small",
+        attributes=EMBED_3,
+    ),
+]
+
 BASE_JOB = {CHAT: {}, EMBEDDING: {}, BATCH: {"OpenAI Input File ID": "file-abc123"}}
 BASE_PARAMS = {CHAT: {"user_prompt": "hi"}, EMBEDDING: {"input": "hi"}, BATCH: {}}
 
 
-def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+def base_attributes(emu: Emulator, method: str) -> dict[str, str]:
+    """The emulator platform's attributes for ``method`` (the keyless ones have no secret)."""
     attributes = emulator_attributes(emu)
-    auth_method = "Service Principal"
-    job_attributes = dict(BASE_JOB[row.job_type])
-    params = dict(BASE_PARAMS[row.job_type])
+    if method == "Managed Identity":
+        for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
+            del attributes[name]
+    elif method == "Workload Identity":
+        del attributes["Client Secret"]
+        attributes |= {"Client Id": emu.workload_client_id, "Token File Path": str(emu.write_federated_token())}
+    return attributes
+
+
+def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
+    attributes = base_attributes(emu, row.method)
+    auth_method = row.method
+    job_attributes = dict(BASE_JOB[row.job_type] if row.attributes is None else row.attributes)
+    params = dict(BASE_PARAMS[row.job_type] if row.params is None else row.params)
     run_id = "gpt-4o#sync#Success"
     run_key = "run-key-1"
     if row.where == "platform" and value is not KEEP:
@@ -386,7 +712,15 @@ def test_at_least_forty_rows() -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_bad_input_is_refused_before_any_request(pm: pluggy.PluginManager, emu: Emulator, row: Row) -> None:
+def test_bad_input_is_refused_before_any_request(
+    pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keyless methods' environment, as App Service and the AKS webhook would set it (but no
+    # AZURE_FEDERATED_TOKEN_FILE: the rows test 'Token File Path' alone).
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError) as info:
         call(pm, emu, row, row.bad)
     message = str(info.value)

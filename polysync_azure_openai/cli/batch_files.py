@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, RemoteError
 from .output import EXIT_BAD_INPUT, EXIT_OK, EXIT_REMOTE_FAILURE, CommandFailed, Output, Progress, iso
 from .target import Target, operator_command
 
 if TYPE_CHECKING:
     from ..files import FileInfo, FilesApi
+    from ..platform import PlatformConfig
 
 STDOUT: Final = "-"
 
@@ -61,8 +64,21 @@ def _upload(args: argparse.Namespace, target: Target, out: Output, summary: dict
     from ..files import FilesApi
     from ..platform import PlatformConfig
 
-    api = FilesApi(PlatformConfig.from_host(target.platform))
-    info = api.upload(args.file)
+    config = PlatformConfig.from_host(target.platform)
+    endpoint = summary["endpoint"]
+    expected = config.surface.batch_endpoint(endpoint)
+    if endpoint != expected:
+        # Azure would accept the upload and fail the batch later with url_mismatch on every line.
+        other = "a dated version such as 2025-04-01-preview" if config.surface.is_v1 else "v1"
+        raise CommandFailed(
+            EXIT_BAD_INPUT,
+            f"{args.file}: the lines' url is {endpoint!r}, but platform '{config.name}' speaks "
+            f"{config.surface.describe()}, whose batches take {expected!r}; nothing was uploaded.",
+            f'Write "url": "{expected}" on every line, or set the platform\'s \'OpenAI API Version\' to {other}.',
+        )
+    api = FilesApi(config)
+    with _advised(config):
+        info = api.upload(args.file)
     out.line(f"Uploaded as {info.id} (status {info.status or 'unknown'})")
     if args.wait and info.processing:
         progress = Progress(sys.stderr)
@@ -72,7 +88,8 @@ def _upload(args: argparse.Namespace, target: Target, out: Output, summary: dict
             progress.show(f"file {current.id}: {current.status}", next(polls) * args.poll_interval)
 
         try:
-            info = api.wait_until_processed(info.id, interval=args.poll_interval, pause=target.pause, on_status=on_status)
+            with _advised(config):
+                info = api.wait_until_processed(info.id, interval=args.poll_interval, pause=target.pause, on_status=on_status)
         finally:
             progress.end()
     out.data({**summary, "uploaded": _file_json(info)})
@@ -104,18 +121,21 @@ def _download(args: argparse.Namespace, target: Target, out: Output) -> int:
     from ..files import FilesApi
     from ..platform import PlatformConfig
 
-    api = FilesApi(PlatformConfig.from_host(target.platform))
+    config = PlatformConfig.from_host(target.platform)
+    api = FilesApi(config)
     if str(args.out) == STDOUT:
         # Through a private temporary file, so a failed download writes nothing to stdout.
         with tempfile.TemporaryDirectory(prefix="polysync-download-") as scratch:
-            path, size = _write(api, args.file_id, Path(scratch))
+            with _advised(config):
+                path, size = _write(api, args.file_id, Path(scratch))
             with path.open("rb") as handle:
                 shutil.copyfileobj(handle, sys.stdout.buffer)
             sys.stdout.flush()
         print(f"Wrote {size:,} bytes of {args.file_id} to stdout", file=sys.stderr)
         return EXIT_OK
     path = _destination(args.out, args.file_id, force=args.force)
-    path, size = _write(api, args.file_id, path)
+    with _advised(config):
+        path, size = _write(api, args.file_id, path)
     out.line(f"Wrote {size:,} bytes of {args.file_id} to {path}")
     out.data({"file_id": args.file_id, "path": str(path), "bytes": size})
     return EXIT_OK
@@ -150,6 +170,19 @@ def _destination(out: Path, file_id: str, *, force: bool) -> Path:
     os.close(descriptor)
     os.unlink(probe)
     return target
+
+
+@contextlib.contextmanager
+def _advised(config: PlatformConfig) -> Iterator[None]:
+    """A failed files call with the advice the plugin gives (a 404 on the v1 API names a dated version)."""
+    from ..identity import API_KEY
+    from ..troubleshooting import advise
+
+    try:
+        yield
+    except RemoteError as exc:
+        detail = advise(exc.detail, operation="batch", api_key=config.auth.method == API_KEY, v1=config.surface.is_v1)
+        raise CommandFailed(EXIT_REMOTE_FAILURE, detail.describe(), detail.fix) from None
 
 
 def _write(api: FilesApi, file_id: str, destination: Path) -> tuple[Path, int]:

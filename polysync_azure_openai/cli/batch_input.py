@@ -3,7 +3,8 @@
 Azure validates an uploaded batch file only after the batch starts, and then reports one
 opaque failure for the whole batch. These checks find the same mistakes locally, each with its
 line number: invalid JSON or UTF-8 (a byte order mark included), duplicate ``custom_id``s, a
-``method`` other than POST, a ``url`` that differs from the batch endpoint, a ``body`` without a
+``method`` other than POST, a ``url`` that differs from the batch endpoint (``/chat/completions``
+or ``/embeddings``, with ``/v1`` in front for the v1 API), a ``body`` without a
 ``model`` or with a second one, and Azure's limits of 100,000 requests and 200 MB per file
 (wire-samples.md §7). Pure: no network, and memory grows only with the number of ``custom_id``s.
 """
@@ -28,6 +29,8 @@ MAX_REQUESTS: Final = 100_000
 #: Azure's "200 MB" per input file, read as MiB (the larger reading would let a file through that Azure refuses).
 MAX_BYTES: Final = 200 * 1024 * 1024
 DEFAULT_MAX_PROBLEMS: Final = 20
+#: Each endpoint in the dated API's form and in the v1 API's (second-release §B).
+URLS: Final = (*BATCH_ENDPOINTS, *(f"/v1{endpoint}" for endpoint in BATCH_ENDPOINTS))
 BOM: Final = b"\xef\xbb\xbf"
 _SHOWN: Final = 60
 
@@ -92,10 +95,8 @@ def validate_lines(
     ``deployment``, when given, is the deployment every ``model`` must name (default: one model,
     the first line's).
     """
-    if endpoint is not None and endpoint not in BATCH_ENDPOINTS:
-        raise ConfigurationError(
-            f"Batch endpoint {endpoint[:_SHOWN]!r} is not one Azure batches serve. Use {' or '.join(BATCH_ENDPOINTS)}."
-        )
+    if endpoint is not None and endpoint not in URLS:
+        raise ConfigurationError(f"Batch endpoint {endpoint[:_SHOWN]!r} is not one Azure batches serve. Use {', '.join(URLS)}.")
     if deployment is not None and not DEPLOYMENT_NAME.fullmatch(deployment):
         raise ConfigurationError(
             f"Deployment {deployment[:_SHOWN]!r} is not a deployment name (1-64 letters, digits, '.', '-' or '_'). "
@@ -181,8 +182,8 @@ class _Checker:
             self.problem(number, f"custom_id {_as_json(custom_id)} is already used on line {first}; custom_ids must be unique")
 
     def check_url(self, number: int, url: Any) -> str | None:
-        if not isinstance(url, str) or url not in BATCH_ENDPOINTS:
-            self.problem(number, f"url is {_as_json(url)}; use {' or '.join(BATCH_ENDPOINTS)} (without /v1)")
+        if not isinstance(url, str) or url not in URLS:
+            self.problem(number, f"url is {_as_json(url)}; use {' or '.join(BATCH_ENDPOINTS)} (with /v1 in front for the v1 API)")
             return None
         if self.endpoint is None:
             self.endpoint, self.endpoint_from = url, f"line {number}"
@@ -206,9 +207,10 @@ class _Checker:
             self.problem(
                 number, f"body.model {model!r} differs from {self.model!r} ({self.model_from}); a file serves one deployment"
             )
-        if url == "/chat/completions" and not (isinstance(body.get("messages"), list) and body["messages"]):
+        operation = url.removeprefix("/v1") if url else None
+        if operation == "/chat/completions" and not (isinstance(body.get("messages"), list) and body["messages"]):
             self.problem(number, "body.messages is missing or empty; a chat request needs a list of messages")
-        if url == "/embeddings" and body.get("input") in (None, "", []):
+        if operation == "/embeddings" and body.get("input") in (None, "", []):
             self.problem(number, "body.input is missing or empty; an embeddings request needs the text to embed")
 
     def finish(self, source: str) -> InputReport:

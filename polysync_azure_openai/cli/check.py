@@ -42,6 +42,12 @@ TINY_RUNS: Final[dict[str, tuple[dict[str, str], dict[str, str], str]]] = {
     CHAT: ({"user_prompt": "Reply with OK."}, {"OpenAI Max Tokens": "1"}, "chat completion (max tokens 1)"),
     EMBEDDING: ({"input": "connectivity check"}, {}, "embedding"),
 }
+#: A reasoning model spends tokens on reasoning before any answer: with a budget of 1 its answer
+#: is always empty, which is a Failed run. Low effort (every reasoning model takes it) and room.
+REASONING_TINY_RUN: Final = (
+    {"OpenAI Max Tokens": "500", "OpenAI Reasoning Effort": "low"},
+    "chat completion (reasoning effort low, max tokens 500)",
+)
 
 
 @attrs.frozen
@@ -103,7 +109,7 @@ def check_steps(target: Target, deployment: str | None) -> list[Step]:
             STEP_NAMES[0],
             OK,
             f"{config.auth.method}, resource '{config.resource_name}', endpoint {config.openai_endpoint.base}, "
-            f"cloud {config.cloud.name}",
+            f"cloud {config.cloud.name}, {config.surface.describe()}",
         )
     ]
     jobs: list[ImportedJob] | None = None
@@ -114,8 +120,8 @@ def check_steps(target: Target, deployment: str | None) -> list[Step]:
                 STEP_NAMES[3],
                 SKIP,
                 "impossible with 'API Key': Azure Resource Manager does not accept keys, so Import Jobs cannot list deployments",
-                "Switch the platform to 'Service Principal' or 'Certificate' for Import Jobs (and back to 'API Key' "
-                "for runs if you want).",
+                "Switch the platform to 'Service Principal' (or 'Certificate', 'Managed Identity', 'Workload Identity') "
+                "for Import Jobs (and back to 'API Key' for runs if you want).",
             )
         )
         data_token_ok = True
@@ -180,7 +186,7 @@ def _import_step(target: Target) -> tuple[Step, list[ImportedJob] | None]:
 def _call_step(target: Target, jobs: Sequence[ImportedJob] | None, deployment: str | None) -> Step:
     """One tiny run on a deployment Import Jobs found or the user named."""
     name = STEP_NAMES[4]
-    callable_jobs = [j for kind in (CHAT, EMBEDDING) for j in (jobs or ()) if j.job_type == kind]
+    callable_jobs = sorted((j for j in (jobs or ()) if j.job_type in (CHAT, EMBEDDING)), key=_cheapest_first)
     if deployment is None:
         if jobs is None:
             return Step(name, SKIP, "no deployment known (the listing did not run)", "Pass --deployment NAME to call one.")
@@ -207,17 +213,32 @@ def _call_step(target: Target, jobs: Sequence[ImportedJob] | None, deployment: s
             failures.append(result)
             continue
         elapsed = time.monotonic() - started
-        detail = f"{TINY_RUNS[kind][2]} on '{deployment}' answered in {elapsed:.2f} s; get_status read {result.run_id} back"
+        label = TINY_RUNS[kind][2] if kind != CHAT or not _reasons(known) else REASONING_TINY_RUN[1]
+        detail = f"{label} on '{deployment}' answered in {elapsed:.2f} s; get_status read {result.run_id} back"
         return Step(name, OK, detail)
     # The first kind tried is the one the deployment most likely serves: its failure says most.
     text, fix = split_fix(failures[0].message or f"the run ended {failures[0].status}")
     return Step(name, FAIL, text, fix or CALL_FIX)
 
 
+def _reasons(known: ImportedJob | None) -> bool:
+    from ..jobs.chat_body import is_reasoning_model
+
+    return known is not None and is_reasoning_model(known.attributes.get("Model Name"))
+
+
+def _cheapest_first(job: ImportedJob) -> tuple[bool, bool, bool]:
+    """Chat before embeddings; an Azure OpenAI model before a Foundry one; no reasoning before reasoning."""
+    from ..jobs import OPENAI_FORMAT
+
+    foundry = job.attributes.get("Model Format", OPENAI_FORMAT).lower() != OPENAI_FORMAT.lower()
+    return (job.job_type != CHAT, foundry, _reasons(job))
+
+
 def _job(kind: str, deployment: str, known: ImportedJob | None) -> Job:
     from .host import Job
 
-    attributes = TINY_RUNS[kind][1]
+    attributes = REASONING_TINY_RUN[0] if kind == CHAT and _reasons(known) else TINY_RUNS[kind][1]
     if known is not None:
         return Job.from_imported(known, **attributes)
     return Job(job_type=kind, external_id=deployment, name=deployment, attributes=attributes)

@@ -16,8 +16,11 @@ The file names attributes exactly as the admin UI does, in the format the emulat
 Secrets (the attributes ``plugin.toml`` marks ``secret = true``) never live in the file: each is
 written as ``{ env = "VAR" }`` and read from that environment variable, so the file can be shared
 and committed. ``Certificate`` may instead name the absolute path of the certificate file: the
-path is not the secret, the file's content is. Any other attribute may use ``{ env = ... }`` too. Every error names the file, the
-key or attribute, what is wrong and the fix, and never quotes a secret.
+path is not the secret, the file's content is. ``Managed Identity`` and ``Workload Identity`` need
+no secret at all: the identity endpoint comes from the environment Azure sets (IDENTITY_ENDPOINT),
+and ``Token File Path`` is a path like any other attribute. Any other attribute may use
+``{ env = ... }`` too. Every error names the file, the key or attribute, what is wrong and the
+fix, and never quotes a secret.
 """
 
 from __future__ import annotations
@@ -116,8 +119,8 @@ def load_platform(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         # That method borrows the Polysync host's own identity, which a local command lacks.
         raise fail(
             f"uses auth_method {method!r}, which borrows the Polysync host's own identity",
-            "A local command has no host identity: use 'Service Principal' or 'Certificate' with an "
-            "app registration that holds the same roles.",
+            "A local command has no host identity: use 'Service Principal', 'Certificate', 'Managed Identity' "
+            "or 'Workload Identity' with an identity that holds the same roles.",
         )
 
     enabled = _enabled_job_types(document.get("enabled_job_types"), fail)

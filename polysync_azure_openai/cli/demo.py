@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..emulator import Emulator
     from ..results import ImportedJob
-    from .host import Platform
+    from .host import Job, Platform
 
 
 class DemoFailed(Exception):
@@ -107,6 +107,9 @@ def _run_demo() -> None:
         print(f"get_status   {status.status} (decoded locally, no request)")
         print(f"monitor      {pm.hook.monitor_url(platform=platform, job=chat_job, run_id=result.run_id)}")
 
+        _demo_reasoning(pm, platform, by_type[CHAT])
+        _demo_structured_output(pm, platform, chat_job)
+
         _step("Embedding run")
         embed_job = Job.from_imported(by_type[EMBEDDING][0])
         result = pm.hook.submit(
@@ -125,8 +128,72 @@ def _run_demo() -> None:
         _expect(status, "Success", "embedding get_status")
         print(f"get_status   {status.status}")
         print(f"monitor      {pm.hook.monitor_url(platform=platform, job=embed_job, run_id=result.run_id)}")
+        shorter = Job.from_imported(by_type[EMBEDDING][0], **{"OpenAI Dimensions": "256"})
+        texts = ["first text", "second text", "third text"]
+        result = pm.hook.submit(platform=platform, job=shorter, parameters={"inputs": texts}, run_key="demo-embedding-2")
+        _expect(result, "Success", "embedding submit with inputs")
+        sizes = ", ".join(str(len(vector)) for vector in result.outputs["embeddings"])
+        print(f"inputs       {len(texts)} texts in one call, OpenAI Dimensions 256: vectors of {sizes} numbers, in input order")
         _demo_batch(emu, pm, platform, by_type[BATCH])
         print(f"\ntoken requests to Entra ID: {emu.token_requests()} (one per scope, reused across runs)")
+        _demo_identities(emu, pm)
+
+
+def _demo_identities(emu: Emulator, pm: pluggy.PluginManager) -> None:
+    from .demo_identities import demo_identities
+
+    with tempfile.TemporaryDirectory(prefix="polysync-demo-") as scratch:
+        demo_identities(emu, pm, Path(scratch), _expect)
+
+
+#: The structured-output run's schema: strict, so every property is required and none other allowed.
+CITY_SCHEMA: Final = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "country", "population"],
+    "additionalProperties": False,
+}
+
+
+def _demo_reasoning(pm: pluggy.PluginManager, platform: Platform, chat_jobs: Sequence[ImportedJob]) -> None:
+    """A reasoning model on the v1 API with low effort: its reasoning tokens are an output."""
+    from .host import Job
+
+    _step("Reasoning model run (v1 API, OpenAI Reasoning Effort low)")
+    imported = next((j for j in chat_jobs if j.external_id == "o3-mini"), None)
+    if imported is None:
+        raise DemoFailed("import_jobs found no chat job for the o3-mini deployment")
+    job = Job.from_imported(imported, **{"OpenAI Reasoning Effort": "low", "OpenAI Max Tokens": "2000"})
+    result = pm.hook.submit(
+        platform=platform, job=job, parameters={"user_prompt": "Is 91 a prime number?"}, run_key="demo-reasoning-1"
+    )
+    _expect(result, "Success", "reasoning submit")
+    out = result.outputs
+    print(f"deployment   {job.external_id} (model {out['model']})")
+    print(f"answer       {out['response']}")
+    print(f"reasoning    {out['reasoning_tokens']} reasoning tokens of {out['completion_tokens']} completion tokens")
+
+
+def _demo_structured_output(pm: pluggy.PluginManager, platform: Platform, chat_job: Job) -> None:
+    """A JSON Schema as 'OpenAI Response Format': the answer arrives parsed, in response_json."""
+    from .host import Job
+
+    _step("Structured output run (OpenAI Response Format: a JSON Schema)")
+    job = Job(
+        job_type=chat_job.job_type,
+        external_id=chat_job.external_id,
+        name=chat_job.name,
+        attributes={**chat_job.attributes, "OpenAI Response Format": json.dumps(CITY_SCHEMA)},
+    )
+    result = pm.hook.submit(
+        platform=platform,
+        job=job,
+        parameters={"user_prompt": "Name the largest city of France."},
+        run_key="demo-structured-1",
+    )
+    _expect(result, "Success", "structured output submit")
+    print(f"schema       {json.dumps(CITY_SCHEMA)}")
+    print(f"response_json {json.dumps(result.outputs['response_json'])}")
 
 
 DEMO_QUESTIONS: Final = (
@@ -152,18 +219,21 @@ def _demo_batch(emu: Emulator, pm: pluggy.PluginManager, platform: Platform, bat
     if imported is None:
         raise DemoFailed("import_jobs found no batch job for the gpt-4o-batch deployment")
     deployment = imported.attributes["Deployment Name"]
-    files = FilesApi(PlatformConfig.from_host(platform))
+    config = PlatformConfig.from_host(platform)
+    files = FilesApi(config)
+    # The lines' url in the platform's API's form: /v1/chat/completions on the v1 API.
+    url = config.surface.batch_endpoint("/chat/completions")
     with tempfile.TemporaryDirectory(prefix="polysync-demo-") as scratch:
         input_path = Path(scratch) / "questions.jsonl"
         with input_path.open("w", encoding="utf-8") as handle:
             for number, question in enumerate(DEMO_QUESTIONS, start=1):
                 body = {"model": deployment, "messages": [{"role": "user", "content": question}], "max_tokens": 40}
-                line = {"custom_id": f"question-{number}", "method": "POST", "url": "/chat/completions", "body": body}
+                line = {"custom_id": f"question-{number}", "method": "POST", "url": url, "body": body}
                 handle.write(json.dumps(line) + "\n")
         report = validate_file(input_path, deployment=deployment)
         if not report.ok:
             raise DemoFailed("the demo's batch input is invalid: " + "; ".join(p.describe() for p in report.problems))
-        print(f"input        {report.requests} chat requests for deployment '{deployment}', checked line by line")
+        print(f"input        {report.requests} requests to {url} for deployment '{deployment}', checked line by line")
         uploaded = files.wait_until_processed(files.upload(input_path).id, interval=1.0, pause=emu.advance)
         if uploaded.status != "processed":
             raise DemoFailed(f"the uploaded input {uploaded.id} is {uploaded.status}: {uploaded.status_details}")

@@ -138,6 +138,10 @@ def job_json(job: ImportedJob) -> dict[str, Any]:
 
 
 def _short_value(value: Any) -> str:
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        # Embeddings of several inputs: each vector summarised, the first two shown.
+        shown_vectors = ", ".join(_short_value(v) for v in value[:2])
+        return f"[{len(value)} vectors: {shown_vectors}{', ...' if len(value) > 2 else ''}]"
     if isinstance(value, list) and len(value) > 4:
         head = ", ".join(f"{v:.4f}" if isinstance(v, float) else json.dumps(v) for v in value[:3])
         return f"[{len(value)} values: {head}, ...]"

@@ -259,7 +259,7 @@ class ArmService:
                 "lastModifiedAt": _CREATED_AT,
             },
             "properties": {
-                "model": {"format": "OpenAI", "name": deployment.model, "version": deployment.model_version},
+                "model": {"format": deployment.format, "name": deployment.model, "version": deployment.model_version},
                 "versionUpgradeOption": "OnceNewDefaultVersionAvailable",
                 "raiPolicyName": "Microsoft.DefaultV2",
                 "capabilities": deployment.effective_capabilities,

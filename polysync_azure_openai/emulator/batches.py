@@ -25,13 +25,16 @@ from typing import Any, BinaryIO
 import attrs
 
 from .clock import MICROSECONDS, BatchTiming, Clock, to_microseconds, to_unix_seconds
-from .dataplane import Answer, DataPlaneService
+from .dataplane import Answer, DataPlaneService, is_v1
 from .files import FileStore, files_error
 from .server import Exchange, Request, Response, Route, json_response, route
 from .state import EmulatorState
 
-# wire-samples §7: the endpoints a batch may target (no `/v1` prefix) and the operation each runs.
-ENDPOINT_OPERATIONS = {"/chat/completions": "chatCompletion", "/embeddings": "embeddings"}
+# wire-samples §7: the endpoints a batch may target and the operation each runs. Dated
+# api-versions take them without `/v1`; the v1 API takes them with it (second-release §B).
+DATED_ENDPOINTS = {"/chat/completions": "chatCompletion", "/embeddings": "embeddings"}
+V1_ENDPOINTS = {"/v1/chat/completions": "chatCompletion", "/v1/embeddings": "embeddings"}
+ENDPOINT_OPERATIONS = {**DATED_ENDPOINTS, **V1_ENDPOINTS}
 COMPLETION_WINDOWS = {"24h": 24 * 3600}
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -490,13 +493,17 @@ class BatchesService:
         self._authorize = authorize
 
     def routes(self) -> list[Route]:
-        one = r"/openai/batches/(?P<batch_id>[^/]+)"
-        return [
-            route("POST", r"/openai/batches", "batches.create", self.create),
-            route("GET", r"/openai/batches", "batches.list", self.list_batches),
-            route("GET", one, "batches.get", self.get_batch),
-            route("POST", one + r"/cancel", "batches.cancel", self.cancel),
-        ]
+        # The dated API's paths and the v1 API's: one store, so a batch is the same on both.
+        routes: list[Route] = []
+        for base in ("/openai/batches", "/openai/v1/batches"):
+            one = base + r"/(?P<batch_id>[^/]+)"
+            routes += [
+                route("POST", base, "batches.create", self.create),
+                route("GET", base, "batches.list", self.list_batches),
+                route("GET", one, "batches.get", self.get_batch),
+                route("POST", one + r"/cancel", "batches.cancel", self.cancel),
+            ]
+        return routes
 
     def create(self, request: Request, match: re.Match[str]) -> Response:
         refused = self._authorize(request)
@@ -510,7 +517,7 @@ class BatchesService:
             return files_error(400, "invalidPayload", "The request body is not valid JSON.")
         if not isinstance(body, dict):
             return files_error(400, "invalidPayload", "The request body must be a JSON object.")
-        problem = _check_create(body)
+        problem = _check_create(body, V1_ENDPOINTS if is_v1(request) else DATED_ENDPOINTS)
         if problem is not None:
             return problem
         input_file_id: str = body["input_file_id"]
@@ -594,16 +601,19 @@ def _batch_not_found(batch_id: str) -> Response:
     return files_error(404, "notFound", f"Batch with id '{batch_id}' not found.")
 
 
-def _check_create(body: dict[str, Any]) -> Response | None:
-    """Azure's checks of a create body that need no lookup; None if it passes."""
+def _check_create(body: dict[str, Any], endpoints: dict[str, str]) -> Response | None:
+    """Azure's checks of a create body that need no lookup; None if it passes.
+
+    `endpoints` are those of the surface the request came on (dated or v1).
+    """
     for field in ("input_file_id", "endpoint", "completion_window"):
         value = body.get(field)
         if value is None:
             return files_error(400, "invalidPayload", f"The field '{field}' is required.", field)
         if not isinstance(value, str):
             return files_error(400, "invalidPayload", f"The field '{field}' must be a string.", field)
-    if body["endpoint"] not in ENDPOINT_OPERATIONS:
-        message = f"The endpoint '{body['endpoint'][:100]}' is not supported; use one of {', '.join(ENDPOINT_OPERATIONS)}."
+    if body["endpoint"] not in endpoints:
+        message = f"The endpoint '{body['endpoint'][:100]}' is not supported; use one of {', '.join(endpoints)}."
         return files_error(400, "invalidPayload", message, "endpoint")
     if body["completion_window"] not in COMPLETION_WINDOWS:
         message = f"The completion window '{body['completion_window'][:20]}' is not supported; use '24h'."

@@ -15,11 +15,16 @@ from pathlib import Path
 from types import FrameType
 
 from .control import Emulator
-from .dataplane import REASONING_MIN_API_VERSION
+from .dataplane import V1
 from .ratelimit import DEFAULT_WINDOW_SECONDS, THROTTLE_SHAPES, ThrottleShape
 
 PLATFORM_FILE = "platform.toml"
+MANAGED_IDENTITY_FILE = "platform-managed-identity.toml"
+WORKLOAD_IDENTITY_FILE = "platform-workload-identity.toml"
+FEDERATED_TOKEN_FILE = "federated-token"  # noqa: S105 (a file name)
 ENV_FILE = "emulator.env"
+#: A hand-run emulator lives for hours; a day is the longest a projected token commonly lives.
+FEDERATED_TOKEN_LIFETIME = 24 * 3600
 SECRET_ENV = "POLYSYNC_EMULATOR_CLIENT_SECRET"  # noqa: S105 (a variable name, not a secret)
 API_KEY_ENV = "POLYSYNC_EMULATOR_API_KEY"
 
@@ -27,11 +32,11 @@ API_KEY_ENV = "POLYSYNC_EMULATOR_API_KEY"
 def platform_attributes(emu: Emulator) -> dict[str, str]:
     """The platform attributes, named as the admin UI names them, that point at this emulator.
 
-    The client secret is left out: it is a secret and goes through the environment. The
-    api-version is one Azure accepts for every model the emulator deploys, reasoning ones included.
+    The client secret is left out: it is a secret and goes through the environment. The API is
+    v1 (the plugin's default), which serves every model the emulator deploys, Foundry ones included.
     """
     return {
-        "OpenAI API Version": REASONING_MIN_API_VERSION,
+        "OpenAI API Version": V1,
         "OpenAI Resource Name": emu.resource_name,
         "Subscription Id": emu.subscription_id,
         "Resource Group Name": emu.resource_group,
@@ -65,11 +70,40 @@ def platform_toml(emu: Emulator) -> str:
     return "\n".join(lines) + "\n"
 
 
+def keyless_platform_toml(emu: Emulator, method: str, token_file: Path | None = None) -> str:
+    """A platform file for `Managed Identity` (the host's system-assigned identity; the process
+    needs the endpoint variables of the env file) or `Workload Identity` (the token file given)."""
+    attributes = platform_attributes(emu)
+    if method == "Managed Identity":
+        for name in ("Tenant Id", "Client Id", "Authority Host"):
+            del attributes[name]
+        note = f"# Run with IDENTITY_ENDPOINT and IDENTITY_HEADER from {ENV_FILE} in the environment."
+    else:
+        attributes["Client Id"] = emu.workload_client_id
+        attributes["Token File Path"] = str(token_file)
+        note = "# The federated token file is the emulated cluster's service account token."
+    lines = [
+        f"# Azure OpenAI platform served by the local emulator at {emu.url}, as {method}.",
+        note,
+        f'name = "Azure OpenAI Emulator ({method})"',
+        'platform_type = "Azure OpenAI"',
+        f"auth_method = {_toml_string(method)}",
+        "",
+        "[attributes]",
+    ]
+    lines += [f"{_toml_string(name)} = {_toml_string(value)}" for name, value in attributes.items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_state_files(emu: Emulator, state_dir: Path) -> tuple[Path, Path]:
-    """Write `platform.toml` and the owner-only `emulator.env`; return their paths."""
+    """Write `platform.toml`, the keyless methods' platform files with their federated token, and
+    the owner-only `emulator.env`; return the paths of `platform.toml` and `emulator.env`."""
     state_dir.mkdir(parents=True, exist_ok=True)
     platform_path = state_dir / PLATFORM_FILE
     platform_path.write_text(platform_toml(emu), encoding="utf-8")
+    token_file = emu.write_federated_token(state_dir / FEDERATED_TOKEN_FILE, lifetime=FEDERATED_TOKEN_LIFETIME)
+    (state_dir / MANAGED_IDENTITY_FILE).write_text(keyless_platform_toml(emu, "Managed Identity"), encoding="utf-8")
+    (state_dir / WORKLOAD_IDENTITY_FILE).write_text(keyless_platform_toml(emu, "Workload Identity", token_file), encoding="utf-8")
     env_path = state_dir / ENV_FILE
     env_text = "".join(
         f"{name}={shlex.quote(value)}\n"
@@ -77,6 +111,7 @@ def write_state_files(emu: Emulator, state_dir: Path) -> tuple[Path, Path]:
             (SECRET_ENV, emu.client_secret),
             (API_KEY_ENV, emu.api_key),
             ("REQUESTS_CA_BUNDLE", emu.ca_path),
+            *emu.managed_identity_environment().items(),
         )
     )
     # Created 0600 so the secrets are never readable by others, not even for an instant.
@@ -189,7 +224,10 @@ def run_emulator_cli(argv: list[str] | None = None) -> int:
             print(f"  Resource Manager Endpoint: {emu.url}")
             print(f"  Authority Host:            {emu.url}  (tenant {emu.tenant_id})")
             print(f"  CA certificate:            {emu.ca_path}")
+            print(f"  Managed identity endpoint: {emu.identity_endpoint}  (IDENTITY_ENDPOINT, App Service style)")
             print(f"  Platform attributes:       {platform_path}")
+            print(f"  ... as Managed Identity:   {state_dir / MANAGED_IDENTITY_FILE}")
+            print(f"  ... as Workload Identity:  {state_dir / WORKLOAD_IDENTITY_FILE}")
             print(f"  Secrets and CA (env file): {env_path}")
             for line in limited:
                 print(f"  Rate limit:                {line}")
@@ -207,6 +245,6 @@ def run_emulator_cli(argv: list[str] | None = None) -> int:
         if own_dir:
             shutil.rmtree(state_dir, ignore_errors=True)
         else:
-            for name in (PLATFORM_FILE, ENV_FILE):
+            for name in (PLATFORM_FILE, MANAGED_IDENTITY_FILE, WORKLOAD_IDENTITY_FILE, FEDERATED_TOKEN_FILE, ENV_FILE):
                 (state_dir / name).unlink(missing_ok=True)
     return 0

@@ -29,13 +29,16 @@ def to_unix_seconds(microseconds: int) -> int:
 class Clock:
     """Unix time that moves only when told to (the default), or with real time plus the advances.
 
-    It starts at the real time of its creation, rounded down to a whole second so that wire
-    timestamps and the phase arithmetic agree.
+    It starts at the real time of its creation, or at `start` (Unix seconds; earlier gives the
+    resource a history older than the test, as a resource in use for days has), rounded down to a
+    whole second so that wire timestamps and the phase arithmetic agree.
     """
 
-    def __init__(self, *, running: bool = False) -> None:
+    def __init__(self, *, running: bool = False, start: float | None = None) -> None:
+        if start is not None and (isinstance(start, bool) or not isinstance(start, (int, float)) or not math.isfinite(start)):
+            raise ValueError(f"the clock starts at a finite Unix time, not {start!r}")
         self._lock = threading.Lock()
-        self._frozen_at = int(time.time()) * MICROSECONDS
+        self._frozen_at = int(time.time() if start is None else start) * MICROSECONDS
         # While running, now = real time + offset.
         self._offset = 0
         self._running = False

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
 from cryptography import x509
 
@@ -17,17 +20,25 @@ from .clouds import CLOUDS
 from .dataplane import DataPlaneService
 from .entra import EntraService
 from .faults import FaultRule, FaultTable
+from .federation import OidcIssuer
 from .files import FilesService, FileStore
 from .handle import ServerHandle
+from .managed_identity import PATH as MSI_PATH
+from .managed_identity import ManagedIdentityService, new_identity_header
 from .ratelimit import DEFAULT_WINDOW_SECONDS, RateLimit, ThrottleShape
-from .server import Fault, Route
+from .server import EmulatorHTTPServer, Fault, Route
 from .state import (
     DEFAULT_DEPLOYMENTS,
     DEFAULT_ROLES,
+    TOKEN_EXCHANGE_AUDIENCE,
     Deployment,
     EmulatorConfig,
     EmulatorState,
+    FederatedCredential,
 )
+
+#: The service account the default workload identity trusts (namespace polysync).
+DEFAULT_WORKLOAD_SUBJECT = "system:serviceaccount:polysync:polysync-worker"
 
 if TYPE_CHECKING:
     import trustme
@@ -38,11 +49,17 @@ class Emulator(ServerHandle):
 
     Use it as a context manager: entering starts the server on a free port in a background
     thread, leaving stops it and deletes its CA file, its files and its batches. A default
-    service principal holding both roles and a default API key exist from the start.
+    service principal holding both roles and a default API key exist from the start, and so do
+    the identities of the two keyless methods, each holding both roles: a system-assigned managed
+    identity of the emulated Azure host (served by an App Service style endpoint, plain HTTP on
+    127.0.0.1, see :meth:`managed_identity_environment`) and a workload identity app that trusts
+    the emulated cluster's service account :data:`DEFAULT_WORKLOAD_SUBJECT` (see
+    :meth:`write_federated_token`).
 
     Files and batches follow :attr:`clock`, which stands still unless advanced
     (`realtime_clock=False`, for tests) or follows real time plus the advances
-    (`realtime_clock=True`, for a hand-run emulator or the demo).
+    (`realtime_clock=True`, for a hand-run emulator or the demo). `clock_start` (Unix seconds)
+    starts it in the past, so that what a test creates first is days old by the time it ends.
     """
 
     def __init__(
@@ -54,6 +71,7 @@ class Emulator(ServerHandle):
         page_size: int = 100,
         port: int = 0,
         realtime_clock: bool = False,
+        clock_start: float | None = None,
     ) -> None:
         if cloud not in CLOUDS:
             raise ValueError(f"unknown cloud {cloud!r}; expected one of {', '.join(CLOUDS)}")
@@ -76,12 +94,21 @@ class Emulator(ServerHandle):
         self._state.add_secret_client(self._client_id, self._client_secret, DEFAULT_ROLES)
         self._state.add_api_key(self._api_key)
         self._state.set_deployments(DEFAULT_DEPLOYMENTS)
-        self._clock = Clock(running=realtime_clock)
+        self._clock = Clock(running=realtime_clock, start=clock_start)
         self._batch_timing = BatchTiming()
         self._files = FileStore(self._clock)
         self._dataplane = DataPlaneService(self._config, self._state)
         self._batches = BatchStore(self._clock, self._batch_timing, self._files, self._dataplane, self._state)
         self._faults = FaultTable()
+        # The keyless identities: the emulated host's managed identity and a cluster's workload identity.
+        self._identity_header = new_identity_header()
+        self._msi_server: EmulatorHTTPServer | None = None
+        self._system_assigned_client_id = str(uuid.uuid4())
+        self._state.add_managed_identity(self._system_assigned_client_id, DEFAULT_ROLES, system_assigned=True)
+        self._issuer = OidcIssuer(f"https://oidc.emulator.invalid/{self._config.tenant_id}/{uuid.uuid4()}/")
+        self._workload_client_id = str(uuid.uuid4())
+        self.add_federated_credential(self._workload_client_id, DEFAULT_WORKLOAD_SUBJECT)
+        self._token_dir: Path | None = None
 
     def __repr__(self) -> str:
         where = self._server.base_url if self._server is not None else "stopped"
@@ -137,7 +164,7 @@ class Emulator(ServerHandle):
     def _routes(self) -> list[Route]:
         authorize = self._dataplane.authorize
         return [
-            *EntraService(self._config, self._state).routes(),
+            *EntraService(self._config, self._state, self._issuer).routes(),
             *ArmService(self._config, self._state).routes(),
             *self._dataplane.routes(),
             *FilesService(self._files, authorize).routes(),
@@ -147,8 +174,31 @@ class Emulator(ServerHandle):
     def _server_options(self) -> dict[str, Any]:
         return {"faults": self._faults, "spool_dir": self._files.directory}
 
+    def start(self) -> Self:
+        super().start()
+        try:
+            # Plain HTTP, as App Service serves it: only processes on the machine can reach it.
+            self._msi_server = EmulatorHTTPServer(
+                ("127.0.0.1", 0),
+                routes=ManagedIdentityService(self._config, self._state, self._identity_header).routes(),
+                state=self._state,
+                ssl_context=None,
+                faults=self._faults,
+            )
+        except BaseException:
+            super().stop()
+            raise
+        self._msi_server.start()
+        return self
+
     def stop(self) -> None:
+        msi, self._msi_server = self._msi_server, None
+        if msi is not None:
+            msi.stop()
         super().stop()
+        if self._token_dir is not None:
+            shutil.rmtree(self._token_dir, ignore_errors=True)
+            self._token_dir = None
         self._faults.clear()
         self._batches.close()
         self._files.close()
@@ -174,6 +224,96 @@ class Emulator(ServerHandle):
 
     def add_api_key(self, key: str) -> None:
         self._state.add_api_key(key)
+
+    # Managed identities: the emulated Azure host's App Service style endpoint.
+    @property
+    def identity_endpoint(self) -> str:
+        """`http://127.0.0.1:PORT/msi/token`, the value App Service gives `IDENTITY_ENDPOINT`."""
+        if self._msi_server is None:
+            raise RuntimeError("the emulator is not running; use it in a 'with' block")
+        return self._msi_server.base_url + MSI_PATH
+
+    @property
+    def identity_header(self) -> str:
+        """The secret the endpoint wants in `X-IDENTITY-HEADER` (App Service's `IDENTITY_HEADER`)."""
+        return self._identity_header
+
+    def managed_identity_environment(self) -> dict[str, str]:
+        """`IDENTITY_ENDPOINT` and `IDENTITY_HEADER` as App Service sets them for a process on the host."""
+        return {"IDENTITY_ENDPOINT": self.identity_endpoint, "IDENTITY_HEADER": self._identity_header}
+
+    @property
+    def system_assigned_client_id(self) -> str:
+        """The client id of the host's system-assigned identity (tokens name it as `appid`)."""
+        return self._system_assigned_client_id
+
+    def add_user_assigned_identity(self, client_id: str | None = None, roles: Iterable[str] = DEFAULT_ROLES) -> str:
+        """Create a user-assigned identity, attach it to the host and return its client id."""
+        client_id = client_id or str(uuid.uuid4())
+        self._state.add_managed_identity(client_id, roles, system_assigned=False)
+        return client_id
+
+    # Workload identity: a cluster's OIDC issuer and federated identity credentials on apps.
+    @property
+    def oidc_issuer(self) -> str:
+        """The emulated cluster's OIDC issuer URL (the `iss` of its service account tokens)."""
+        return self._issuer.url
+
+    @property
+    def workload_client_id(self) -> str:
+        """The default workload identity app, trusting :data:`DEFAULT_WORKLOAD_SUBJECT`."""
+        return self._workload_client_id
+
+    def add_federated_credential(
+        self,
+        client_id: str,
+        subject: str,
+        *,
+        audiences: Iterable[str] = (TOKEN_EXCHANGE_AUDIENCE,),
+        roles: Iterable[str] = DEFAULT_ROLES,
+    ) -> None:
+        """Let an app (created if new) trust the cluster's tokens for `subject`.
+
+        As `az identity federated-credential create --issuer <oidc_issuer> --subject <subject>` does.
+        """
+        credential = FederatedCredential(self._issuer.url, subject, tuple(audiences))
+        self._state.add_federated_credential(client_id, credential, roles)
+
+    def federated_token(
+        self,
+        subject: str = DEFAULT_WORKLOAD_SUBJECT,
+        *,
+        audience: str = TOKEN_EXCHANGE_AUDIENCE,
+        lifetime: int = 3600,
+        issuer: str | None = None,
+    ) -> str:
+        """A service account token signed by the cluster's issuer (`issuer` replaces only the `iss` claim)."""
+        return self._issuer.mint(subject, audience=audience, lifetime=lifetime, issuer=issuer)
+
+    def write_federated_token(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        subject: str = DEFAULT_WORKLOAD_SUBJECT,
+        *,
+        audience: str = TOKEN_EXCHANGE_AUDIENCE,
+        lifetime: int = 3600,
+        issuer: str | None = None,
+    ) -> Path:
+        """Write :meth:`federated_token` to `path`, or to a new owner-only file; return the path.
+
+        As the AKS webhook projects it for `AZURE_FEDERATED_TOKEN_FILE`. A file of the emulator's
+        own is deleted when the emulator stops.
+        """
+        token = self.federated_token(subject, audience=audience, lifetime=lifetime, issuer=issuer)
+        if path is None:
+            if self._token_dir is None:
+                self._token_dir = Path(tempfile.mkdtemp(prefix="polysync-emulator-tokens-"))
+            path = self._token_dir / f"azure-identity-token-{uuid.uuid4().hex[:8]}"
+        target = Path(path)
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(token)
+        return target
 
     def revoke_tokens(self, client_id: str | None = None) -> int:
         """Make issued tokens (all, or one client's) unknown, as after a revocation or key roll.

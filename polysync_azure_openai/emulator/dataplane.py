@@ -27,6 +27,7 @@ from .auth import bearer_token
 from .ratelimit import OPERATIONS, estimated_tokens, shaped_headers, throttle_message
 from .server import NOT_FOUND_BODY, Request, Response, Route, json_response, route
 from .state import OPENAI_USER_ROLE, Deployment, EmulatorConfig, EmulatorState
+from .structured import FormatError, check_response_format, json_answer
 
 # The dated data-plane api-versions Azure OpenAI serves (inference and authoring, GA and preview),
 # oldest first; the order is what "X and later" means. Anything else is refused at the gateway.
@@ -49,14 +50,16 @@ API_VERSIONS: tuple[str, ...] = (
     "2025-04-01-preview",
 )
 REASONING_MIN_API_VERSION = "2024-12-01-preview"
-JSON_SCHEMA_MIN_API_VERSION = "2024-08-01-preview"
+# Azure's v1 API (GA August 2025): no api-version, the deployment named by `model` in the body,
+# every current model and feature; Foundry (non-OpenAI) models are served only here.
+V1 = "v1"
+V1_PREFIX = "/openai/v1/"
 # Reasoning tokens a reasoning model spends per `reasoning_effort` (unset: medium). Fixed, so a
 # test can pick a budget below or above the cost; real models vary around such values.
 REASONING_TOKENS: dict[str, int] = {"none": 0, "minimal": 8, "low": 32, "medium": 96, "high": 256, "xhigh": 512}
 _DEFAULT_REASONING_EFFORT = "medium"
 # Sampling controls reasoning models refuse (wire-samples §8).
 _REASONING_REFUSED = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias")
-_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 # Azure sells 1,000 tokens and 6 requests per minute per unit of deployment capacity.
 TOKENS_PER_CAPACITY_UNIT = 1000
 REQUESTS_PER_CAPACITY_UNIT = 6
@@ -66,6 +69,7 @@ FILTER_OUTPUT_MARKER = "EMULATOR_FILTER_OUTPUT"
 _INFERENCE_ROLES = frozenset({OPENAI_USER_ROLE, "Cognitive Services OpenAI Contributor"})
 _MESSAGE_ROLES = ("system", "user", "assistant", "developer")
 _MAX_EMBEDDING_INPUTS = 2048
+_DIMENSIONS_MODEL = re.compile(r"text-embedding-(?P<generation>[0-9]+)", re.IGNORECASE)
 _OPERATIONS_LINK = "https://go.microsoft.com/fwlink/?linkid=2197993"
 # Request fields Azure knows for each operation; anything else is "Unrecognized request argument".
 _CHAT_FIELDS = frozenset(
@@ -148,8 +152,13 @@ class Answer:
 
 
 def api_version_at_least(version: str, minimum: str) -> bool:
-    """Whether a known api-version is `minimum` or later."""
-    return API_VERSIONS.index(version) >= API_VERSIONS.index(minimum)
+    """Whether a known api-version is `minimum` or later; the v1 API is later than every dated one."""
+    return version == V1 or API_VERSIONS.index(version) >= API_VERSIONS.index(minimum)
+
+
+def is_v1(request: Request) -> bool:
+    """Whether the request is on the v1 API's paths (`/openai/v1/...`)."""
+    return request.path.startswith(V1_PREFIX)
 
 
 def ratelimit_headers(capacity: int, tokens: int) -> dict[str, str]:
@@ -397,43 +406,32 @@ def _reasoning_effort(body: dict[str, Any], deployment: Deployment) -> str | Non
     return value
 
 
-def _validate_response_format(body: dict[str, Any], api_version: str | None) -> None:
-    value = body.get("response_format")
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise _invalid_type("response_format", "an object", value)
-    kind = value.get("type")
-    if kind is None:
-        raise InvalidRequest(
-            "Missing required parameter: 'response_format.type'.", "response_format.type", "missing_required_parameter"
+def _response_format(body: dict[str, Any], messages: list[dict[str, str]], api_version: str | None) -> dict[str, Any] | None:
+    """The JSON format the answer must take (None: text); a refused one as Azure words it."""
+    try:
+        return check_response_format(
+            body, messages, lambda minimum: api_version is None or api_version_at_least(api_version, minimum)
         )
-    if kind not in _RESPONSE_FORMATS:
-        raise InvalidRequest(
-            f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'.",
-            "response_format.type",
-            "invalid_value",
-        )
-    if kind != "json_schema":
-        return
-    if api_version is not None and not api_version_at_least(api_version, JSON_SCHEMA_MIN_API_VERSION):
-        raise BadRequest(
-            f"response_format value as json_schema is enabled only for api versions {JSON_SCHEMA_MIN_API_VERSION} and later"
-        )
-    schema = value.get("json_schema")
-    if not isinstance(schema, dict):
-        raise InvalidRequest(
-            "Missing required parameter: 'response_format.json_schema'.",
-            "response_format.json_schema",
-            "missing_required_parameter",
-        )
-    name = schema.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest(
-            "Missing required parameter: 'response_format.json_schema.name'.",
-            "response_format.json_schema.name",
-            "missing_required_parameter",
-        )
+    except FormatError as refused:
+        if refused.gateway:
+            raise BadRequest(refused.message) from None
+        raise InvalidRequest(refused.message, refused.param, refused.code) from None
+
+
+def _takes_dimensions(model: str) -> bool:
+    """Only text-embedding-3 and later shorten their vectors (ada-002 and Foundry models refuse)."""
+    match = _DIMENSIONS_MODEL.match(model)
+    return match is not None and int(match["generation"]) >= 3
+
+
+def _model_of(body: dict[str, Any]) -> str:
+    """The deployment a v1 request names in `model`."""
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    if not isinstance(model, str):
+        raise _invalid_type("model", "a string", model)
+    return model
 
 
 # Small: a vector costs ~0.2 ms to derive (its JSON costs four times that) but ~50 kB to keep.
@@ -463,20 +461,30 @@ class DataPlaneService:
         return [
             route("POST", deployment + r"/chat/completions", "chat", self.chat_completions),
             route("POST", deployment + r"/embeddings", "embeddings", self.embeddings),
+            route("POST", V1_PREFIX + "chat/completions", "chat", self.chat_completions),
+            route("POST", V1_PREFIX + "embeddings", "embeddings", self.embeddings),
         ]
 
     def authorize(self, request: Request) -> Response | None:
-        """None when the request may call the data plane, else the 404 or 401 Azure would give.
+        """None when the request may call the data plane, else the 400, 404 or 401 Azure would give.
 
-        Files and batches use the same gateway, hence the same rules, as inference.
+        Files and batches use the same gateway, hence the same rules, as inference. The v1 API
+        takes no api-version, and takes an API key as a bearer token too (the openai SDK's way).
         """
         api_version = request.query.get("api-version")
-        if not api_version:
+        v1 = is_v1(request)
+        if v1:
+            if api_version is not None:
+                return BadRequest("API version not supported").response()
+        elif not api_version:
             # Without an api-version the gateway selects no API: 404 before any auth.
             return Response(404, NOT_FOUND_BODY)
-        if api_version not in API_VERSIONS:
+        elif api_version not in API_VERSIONS:
             return BadRequest("API version not supported").response()
         key = request.header("api-key")
+        bearer = bearer_token(request.headers)
+        if key is None and v1 and bearer is not None and self._state.has_api_key(bearer):
+            key = bearer
         if key is not None:
             if self._state.has_api_key(key):
                 return None
@@ -491,8 +499,7 @@ class DataPlaneService:
                     }
                 },
             )
-        token = bearer_token(request.headers)
-        issued = None if token is None else self._state.lookup_token(token)
+        issued = None if bearer is None else self._state.lookup_token(bearer)
         cloud = self._config.cloud
         if issued is None or issued.is_expired() or not cloud.accepts_for_data_plane(issued.audience):
             return json_response(
@@ -516,13 +523,15 @@ class DataPlaneService:
             )
         return None
 
-    def callable_deployment(self, name: str, operation: str, *, in_batch: bool = False) -> Deployment | Answer:
+    def callable_deployment(self, name: str, operation: str, *, in_batch: bool = False, v1: bool = True) -> Deployment | Answer:
         """The deployment if it can run `operation` (`chatCompletion`, `embeddings`), else Azure's refusal.
 
-        Batch-only deployments (Global Batch) take batch lines but no synchronous calls.
+        Batch-only deployments (Global Batch) take batch lines but no synchronous calls. Foundry
+        models are not Azure OpenAI deployments on the dated paths (`v1` False): our reading
+        [unverified] is that those answer as for a deployment that does not exist.
         """
         deployment = self._state.deployment(name)
-        if deployment is None or deployment.provisioning_state != "Succeeded":
+        if deployment is None or deployment.provisioning_state != "Succeeded" or not (v1 or deployment.is_openai):
             return Answer(
                 404,
                 {
@@ -548,30 +557,46 @@ class DataPlaneService:
         return deployment
 
     def chat_completions(self, request: Request, match: re.Match[str]) -> Response:
+        # Read only once authorize has passed: a dated request then has a known api-version.
         return self._operation(
             request,
-            match["deployment"],
+            match["deployment"] if "deployment" in match.re.groupindex else None,
             "chatCompletion",
-            lambda deployment, body: self.chat(deployment, body, api_version=request.query["api-version"]),
+            lambda deployment, body: self.chat(
+                deployment, body, api_version=V1 if is_v1(request) else request.query["api-version"]
+            ),
         )
 
     def embeddings(self, request: Request, match: re.Match[str]) -> Response:
-        return self._operation(request, match["deployment"], "embeddings", self.embed)
+        return self._operation(
+            request, match["deployment"] if "deployment" in match.re.groupindex else None, "embeddings", self.embed
+        )
 
     def _operation(
-        self, request: Request, name: str, capability: str, answer: Callable[[Deployment, dict[str, Any]], Answer]
+        self, request: Request, name: str | None, capability: str, answer: Callable[[Deployment, dict[str, Any]], Answer]
     ) -> Response:
-        """Auth, then the deployment, then the body, in the order Azure checks them."""
+        """Auth, then the deployment, then the body, in the order Azure checks them.
+
+        On the v1 API (`name` None) the body names the deployment, so it is read first.
+        """
         refused = self.authorize(request)
         if refused is not None:
             return refused
-        deployment = self.callable_deployment(name, capability)
+        body: dict[str, Any] | None = None
+        if name is None:
+            try:
+                body = read_json_object(request)
+                name = _model_of(body)
+            except InvalidRequest as invalid:
+                return invalid.response()
+        deployment = self.callable_deployment(name, capability, v1=is_v1(request))
         if isinstance(deployment, Answer):
             return deployment.response()
-        try:
-            body = read_json_object(request)
-        except InvalidRequest as invalid:
-            return invalid.response()
+        if body is None:
+            try:
+                body = read_json_object(request)
+            except InvalidRequest as invalid:
+                return invalid.response()
         quota = self._quota(request, deployment, body, capability)
         if isinstance(quota, Response):
             return quota
@@ -632,7 +657,7 @@ class DataPlaneService:
             max_completion_tokens = _positive_int(body, "max_completion_tokens")
             _validate_temperature(body)
             effort = _reasoning_effort(body, deployment)
-            _validate_response_format(body, api_version)
+            response_format = _response_format(body, messages, api_version)
             if body.get("stream") not in (None, False):
                 raise InvalidRequest("The emulator does not stream; leave 'stream' unset.", "stream", "unsupported_value")
         except InvalidRequest as invalid:
@@ -642,7 +667,7 @@ class DataPlaneService:
         if any(BLOCK_MARKER in text for text in user_texts):
             return prompt_blocked()
         prompt_tokens = sum(count_tokens(message["content"]) + 4 for message in messages) + 3
-        answer = self._answer(messages, user_texts)
+        answer = self._answer(messages, user_texts, response_format)
         words = answer.split()
         limit = max_completion_tokens or max_tokens
         # Reasoning comes first and counts against the same budget as the visible answer.
@@ -698,9 +723,11 @@ class DataPlaneService:
         )
 
     @staticmethod
-    def _answer(messages: list[dict[str, str]], user_texts: list[str]) -> str:
+    def _answer(messages: list[dict[str, str]], user_texts: list[str], response_format: dict[str, Any] | None) -> str:
         digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode("utf-8")).digest()
         phrase = _PHRASES[digest[0] % len(_PHRASES)]
+        if response_format is not None:
+            return json_answer(response_format, phrase)
         echo = " ".join(user_texts[-1].split()[:6]) if user_texts else ""
         return f"Emulated answer: {phrase}. You said: {echo}" if echo else f"Emulated answer: {phrase}."
 
@@ -771,11 +798,12 @@ class DataPlaneService:
         return texts
 
     def _dimensions(self, body: dict[str, Any], deployment: Deployment) -> int:
-        native = self._config.embedding_dimensions
+        # text-embedding-3-large's own vectors are twice as long (3,072 for Azure's 1,536).
+        native = self._config.embedding_dimensions * (2 if "text-embedding-3-large" in deployment.model.lower() else 1)
         value = body.get("dimensions")
         if value is None:
             return native
-        if "ada" in deployment.model.lower():
+        if not _takes_dimensions(deployment.model):
             raise InvalidRequest("This model does not support specifying dimensions.", "dimensions")
         if isinstance(value, bool) or not isinstance(value, int):
             raise _invalid_type("dimensions", "an integer", value)

@@ -1,16 +1,15 @@
 """Microsoft Entra ID v2.0 as MSAL uses it: OIDC discovery and the client-credentials token grant.
 
-Clients authenticate with a secret or with a certificate-signed JWT assertion that is verified
-for real (signature, thumbprint, audience, issuer, lifetime), so a credential the plugin builds
-wrongly fails here the way it would fail against Entra.
+Clients authenticate with a secret, with a certificate-signed JWT assertion, or with a federated
+token (workload identity, federation.py) as the assertion. Assertions are verified for real
+(signature, thumbprint or federated credential, audience, issuer, lifetime), so a credential the
+plugin builds wrongly fails here the way it would fail against Entra.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
-import json
 import re
 import secrets
 import time
@@ -23,31 +22,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from .federation import OidcIssuer, is_federated, verify_federated_assertion
+from .jwt import AssertionRejected, b64url_decode, check_lifetime, encode_jwt, parse_jwt
 from .server import Request, Response, Route, entra_headers, json_response, route
 from .state import EmulatorConfig, EmulatorState, IssuedToken, Principal
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-# Clock skew tolerated on a client assertion's exp and nbf.
-ASSERTION_SKEW_SECONDS = 120
 # OIDC scopes MSAL may add next to the resource scope; they name no audience.
 _OIDC_SCOPES = frozenset({"openid", "profile", "offline_access"})
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode("ascii"))
-
-
-class AssertionRejected(Exception):
-    """A client assertion Entra would refuse, with the AADSTS code and message it would give."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def entra_error(request: Request, status: int, error: str, code: int, description: str) -> Response:
@@ -74,18 +56,8 @@ def entra_error(request: Request, status: int, error: str, code: int, descriptio
 
 def verify_client_assertion(assertion: str, principal: Principal, audiences: set[str], now: float) -> None:
     """Check a certificate assertion as Entra does; raise :class:`AssertionRejected` if bad."""
-    parts = assertion.split(".")
-    if len(parts) != 3:
-        raise AssertionRejected(50027, "JWT token is invalid or malformed.")
-    try:
-        header = json.loads(b64url_decode(parts[0]))
-        claims = json.loads(b64url_decode(parts[1]))
-        signature = b64url_decode(parts[2])
-    except (ValueError, binascii.Error):
-        raise AssertionRejected(50027, "JWT token is invalid or malformed.") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise AssertionRejected(50027, "JWT token is invalid or malformed.")
-
+    jwt = parse_jwt(assertion)
+    header, claims = jwt.header, jwt.claims
     algorithm = header.get("alg")
     if algorithm not in ("RS256", "PS256"):
         raise AssertionRejected(
@@ -102,7 +74,7 @@ def verify_client_assertion(assertion: str, principal: Principal, audiences: set
         else padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
     )
     try:
-        public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"), scheme, hashes.SHA256())
+        public_key.verify(jwt.signature, jwt.signing_input, scheme, hashes.SHA256())
     except InvalidSignature:
         raise AssertionRejected(700027, "Client assertion failed signature validation.") from None
 
@@ -157,38 +129,16 @@ def _check_claims(claims: dict[str, Any], client_id: str, audiences: set[str], n
             "the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/"
             "active-directory-certificate-credentials .",
         )
-    expires = claims.get("exp")
-    not_before = claims.get("nbf")
-    current = _iso(now)
-    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
-        raise AssertionRejected(700024, "Client assertion is missing a numeric 'exp' claim.")
-    if expires + ASSERTION_SKEW_SECONDS <= now:
-        raise AssertionRejected(
-            700024,
-            f"Client assertion is not within its valid time range. Current time: {current}, "
-            f"expiry time of assertion {_iso(expires)}.",
-        )
-    if not_before is not None:
-        if isinstance(not_before, bool) or not isinstance(not_before, (int, float)):
-            raise AssertionRejected(700024, "Client assertion has a non-numeric 'nbf' claim.")
-        if not_before - ASSERTION_SKEW_SECONDS > now:
-            raise AssertionRejected(
-                700024,
-                f"Client assertion is not within its valid time range. Current time: {current}, "
-                f"assertion valid from {_iso(not_before)}.",
-            )
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+    check_lifetime(claims, now)
 
 
 class EntraService:
     """The Entra endpoints of the emulator's single tenant."""
 
-    def __init__(self, config: EmulatorConfig, state: EmulatorState) -> None:
+    def __init__(self, config: EmulatorConfig, state: EmulatorState, issuer: OidcIssuer) -> None:
         self._config = config
         self._state = state
+        self._issuer = issuer
 
     def routes(self) -> list[Route]:
         tenant = r"/(?P<tenant>[^/]+)"
@@ -307,7 +257,7 @@ class EntraService:
             )
 
         lifetime = self._state.token_lifetime
-        issued = self._mint(principal, audience, lifetime, certificate="client_assertion" in form)
+        issued = mint_access_token(self._config, principal, audience, lifetime, assertion="client_assertion" in form)
         self._state.store_token(issued)
         request.client_id = principal.client_id
         return json_response(
@@ -353,7 +303,10 @@ class EntraService:
                 f"{request.base_url}/{self._config.tenant_id}/oauth2/v2.0/token",
             }
             try:
-                verify_client_assertion(assertion, principal, audiences, time.time())
+                if is_federated(assertion, principal.client_id):
+                    verify_federated_assertion(assertion, principal, self._issuer, time.time())
+                else:
+                    verify_client_assertion(assertion, principal, audiences, time.time())
             except AssertionRejected as rejected:
                 return entra_error(request, 401, "invalid_client", rejected.code, rejected.message)
             return None
@@ -373,41 +326,42 @@ class EntraService:
         audience = resources[0][: -len("/.default")]
         return audience if self._config.cloud.issues_for(audience) else None
 
-    def _mint(self, principal: Principal, audience: str, lifetime: int, *, certificate: bool) -> IssuedToken:
-        # Shaped like an Entra v1 access token so that clients that peek at claims see the usual
-        # ones; the signature is random because validation is a table lookup.
-        issued_at = time.time()
-        now = int(issued_at)
-        claims = {
-            "aud": audience,
-            "iss": f"https://sts.windows.net/{self._config.tenant_id}/",
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "appid": principal.client_id,
-            "appidacr": "2" if certificate else "1",
-            "idp": f"https://sts.windows.net/{self._config.tenant_id}/",
-            "oid": principal.object_id,
-            "sub": principal.object_id,
-            "tid": self._config.tenant_id,
-            "ver": "1.0",
-            "jti": str(uuid.uuid4()),
-        }
-        header = {"typ": "JWT", "alg": "RS256", "kid": "emulator"}
-        token = ".".join(
-            (
-                b64url_encode(json.dumps(header, separators=(",", ":")).encode()),
-                b64url_encode(json.dumps(claims, separators=(",", ":")).encode()),
-                b64url_encode(secrets.token_bytes(32)),
-            )
-        )
-        return IssuedToken(
-            token=token,
-            client_id=principal.client_id,
-            tenant_id=self._config.tenant_id,
-            audience=audience,
-            expires_at=issued_at + lifetime,
-        )
+
+def mint_access_token(
+    config: EmulatorConfig, principal: Principal, audience: str, lifetime: int, *, assertion: bool
+) -> IssuedToken:
+    """An access token for `principal` (an app, or a managed identity through the MSI endpoint).
+
+    Shaped like an Entra v1 access token so that clients that peek at claims see the usual ones;
+    the signature is random because validation is a table lookup.
+    """
+    issued_at = time.time()
+    now = int(issued_at)
+    claims = {
+        "aud": audience,
+        "iss": f"https://sts.windows.net/{config.tenant_id}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "appid": principal.client_id,
+        # 2: the app proved itself with a certificate or an assertion (managed identities too).
+        "appidacr": "2" if assertion or principal.managed else "1",
+        "idp": f"https://sts.windows.net/{config.tenant_id}/",
+        "oid": principal.object_id,
+        "sub": principal.object_id,
+        "tid": config.tenant_id,
+        "ver": "1.0",
+        "jti": str(uuid.uuid4()),
+    }
+    header = {"typ": "JWT", "alg": "RS256", "kid": "emulator"}
+    token = encode_jwt(header, claims, lambda _: secrets.token_bytes(32))
+    return IssuedToken(
+        token=token,
+        client_id=principal.client_id,
+        tenant_id=config.tenant_id,
+        audience=audience,
+        expires_at=issued_at + lifetime,
+    )
 
 
 def _missing_parameter(request: Request, name: str) -> Response:

@@ -318,14 +318,18 @@ class FilesService:
         self._authorize = authorize
 
     def routes(self) -> list[Route]:
-        one = r"/openai/files/(?P<file_id>[^/]+)"
-        return [
-            route("POST", r"/openai/files", "files.upload", self.upload, spool_body=True),
-            route("GET", r"/openai/files", "files.list", self.list_files),
-            route("GET", one, "files.get", self.get_file),
-            route("DELETE", one, "files.delete", self.delete_file),
-            route("GET", one + r"/content", "files.content", self.content),
-        ]
+        # The dated API's paths and the v1 API's: one store, so a file is the same on both.
+        routes: list[Route] = []
+        for base in ("/openai/files", "/openai/v1/files"):
+            one = base + r"/(?P<file_id>[^/]+)"
+            routes += [
+                route("POST", base, "files.upload", self.upload, spool_body=True),
+                route("GET", base, "files.list", self.list_files),
+                route("GET", one, "files.get", self.get_file),
+                route("DELETE", one, "files.delete", self.delete_file),
+                route("GET", one + r"/content", "files.content", self.content),
+            ]
+        return routes
 
     def upload(self, request: Request, match: re.Match[str]) -> Response:
         refused = self._authorize(request)
@@ -361,7 +365,9 @@ class FilesService:
             return files_error(400, "invalidPayload", "The file field 'file' with a filename is required.", "file")
         filename = file_part.filename[:_MAX_FILENAME]
         stored = self._store.add_range(request.body_path, file_part.start, file_part.end, purpose=purpose, filename=filename)
-        location = f"{request.base_url}/openai/files/{stored.id}?api-version={request.query.get('api-version', '')}"
+        api_version = request.query.get("api-version")
+        query = f"?api-version={api_version}" if api_version is not None else ""
+        location = f"{request.base_url}{request.path}/{stored.id}{query}"
         # The upload answer shows the file before processing, as Azure's does.
         return json_response(201, stored.to_json(), {"Location": location})
 

@@ -553,7 +553,11 @@ def _internal_error() -> Response:
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
-    """A threaded HTTPS server; the TLS handshake runs in each connection's own thread."""
+    """A threaded HTTPS server; the TLS handshake runs in each connection's own thread.
+
+    Without an `ssl_context` it speaks plain HTTP: only for endpoints Azure itself serves over
+    plain HTTP on the machine (the App Service managed-identity endpoint).
+    """
 
     daemon_threads = True
     allow_reuse_address = True
@@ -567,7 +571,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         *,
         routes: Iterable[Route],
         state: EmulatorState,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | None,
         faults: FaultSource | None = None,
         spool_dir: Path | None = None,
     ) -> None:
@@ -580,9 +584,9 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self._ssl_context = ssl_context
         # Live connections, numbered in accept order so the log can show keep-alive reuse; what
         # each is doing (HANDLING, WRITING, IDLE); which are to close as soon as they are idle.
-        self._connections: dict[ssl.SSLSocket, int] = {}
-        self._states: dict[ssl.SSLSocket, str] = {}
-        self._closing_when_idle: set[ssl.SSLSocket] = set()
+        self._connections: dict[socket.socket, int] = {}
+        self._states: dict[socket.socket, str] = {}
+        self._closing_when_idle: set[socket.socket] = set()
         self._connection_numbers = itertools.count(1)
         self._connections_lock = threading.Lock()
         self._states_changed = threading.Condition(self._connections_lock)
@@ -595,7 +599,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             self._wake_writer.close()
             raise
         self.host = f"{address[0]}:{self.server_port}"
-        self.base_url = f"https://{self.host}"
+        self.base_url = f"{'https' if ssl_context is not None else 'http'}://{self.host}"
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, a DNS lookup the emulator never needs.
@@ -606,13 +610,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         # Handshaking here rather than in accept() keeps one silent client from stalling the
         # accept loop for everyone.
-        raw: socket.socket = request
-        raw.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
-        try:
-            connection = self._ssl_context.wrap_socket(raw, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            logger.debug("TLS handshake with %s failed: %s", client_address, exc)
-            return
+        connection: socket.socket = request
+        if self._ssl_context is not None:
+            connection.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+            try:
+                connection = self._ssl_context.wrap_socket(connection, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+                return
         with self._connections_lock:
             self._connections[connection] = next(self._connection_numbers)
             self._states[connection] = IDLE

@@ -22,6 +22,8 @@ from .ratelimit import RateLimiter
 OPENAI_USER_ROLE = "Cognitive Services OpenAI User"
 READER_ROLE = "Reader"
 DEFAULT_ROLES: tuple[str, ...] = (OPENAI_USER_ROLE, READER_ROLE)
+#: The audience Entra requires of a federated token (the default of a federated identity credential).
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 (an audience, not a password)
 
 # gpt-5-chat is a chat model in a reasoning family's name: it takes temperature, like gpt-4o.
 _REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5(?!-chat))", re.IGNORECASE)
@@ -58,6 +60,8 @@ class Deployment:
     # None derives it from the model name (o-series and gpt-5 reject max_tokens).
     reasoning: bool | None = None
     capacity: int = 10
+    # `properties.model.format`: "OpenAI", or a Foundry model's publisher ("DeepSeek", "Meta", ...).
+    format: str = "OpenAI"
 
     @property
     def effective_capabilities(self) -> dict[str, str]:
@@ -79,9 +83,14 @@ class Deployment:
         return self.sku.lower().endswith("batch")
 
     @property
+    def is_openai(self) -> bool:
+        """An Azure OpenAI model; other formats are Foundry models, served on the v1 API only."""
+        return self.format.lower() == "openai"
+
+    @property
     def model_label(self) -> str:
-        """The `model` field of a chat answer: model and version, not the deployment name."""
-        return f"{self.model}-{self.model_version}"
+        """The `model` field of a chat answer: an OpenAI model with its version; a Foundry model's name."""
+        return f"{self.model}-{self.model_version}" if self.is_openai else self.model
 
     def supports(self, capability: str) -> bool:
         return self.effective_capabilities.get(capability, "").lower() == "true"
@@ -94,18 +103,32 @@ DEFAULT_DEPLOYMENTS: tuple[Deployment, ...] = (
     Deployment("o3-mini", "o3-mini", model_version="2025-01-31", sku="GlobalStandard"),
     Deployment("dalle", "dall-e-3", model_version="3.0", capabilities={"imageGenerations": "true"}),
     Deployment("gpt-35-old", "gpt-35-turbo", model_version="0125", provisioning_state="Creating"),
+    # A Foundry model: not an OpenAI format, served on the v1 API only (second-release §F).
+    Deployment("DeepSeek-R1", "DeepSeek-R1", model_version="1", sku="GlobalStandard", format="DeepSeek"),
 )
 
 
 @attrs.frozen
+class FederatedCredential:
+    """A federated identity credential: the external tokens (issuer and subject) an app trusts."""
+
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...] = (TOKEN_EXCHANGE_AUDIENCE,)
+
+
+@attrs.frozen
 class Principal:
-    """A registered app (service principal): its credentials and its role assignments."""
+    """A service principal (an app or a managed identity): its credentials and its role assignments."""
 
     client_id: str
     object_id: str
     roles: frozenset[str]
     secret: str | None = attrs.field(default=None, repr=False)
     certificates: tuple[x509.Certificate, ...] = ()
+    federated: tuple[FederatedCredential, ...] = ()
+    #: A managed identity has no credential of its own: only the host it is attached to gets its tokens.
+    managed: bool = False
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -159,6 +182,9 @@ class EmulatorState:
     def __init__(self, *, token_lifetime: int, page_size: int) -> None:
         self._lock = threading.RLock()
         self._principals: dict[str, Principal] = {}
+        # The managed identities of the emulated Azure host (the machine the MSI endpoint serves).
+        self._system_assigned: str | None = None
+        self._user_assigned: set[str] = set()
         self._api_keys: set[str] = set()
         self._tokens: dict[str, IssuedToken] = {}
         self._token_requests: collections.Counter[tuple[str | None, str | None]] = collections.Counter()
@@ -225,6 +251,36 @@ class EmulatorState:
             self._principals[client_id] = attrs.evolve(
                 current, certificates=(*current.certificates, certificate), roles=frozenset(roles)
             )
+
+    def add_federated_credential(self, client_id: str, credential: FederatedCredential, roles: Iterable[str]) -> None:
+        """Let an app (or user-assigned identity) trust an external issuer's tokens for one subject."""
+        with self._lock:
+            current = self._principals.get(client_id)
+            if current is None:
+                current = self._new_principal(client_id)
+            self._principals[client_id] = attrs.evolve(
+                current, federated=(*current.federated, credential), roles=frozenset(roles)
+            )
+
+    def add_managed_identity(self, client_id: str, roles: Iterable[str], *, system_assigned: bool) -> None:
+        """Create a managed identity and attach it to the emulated host (replacing a system-assigned one)."""
+        with self._lock:
+            current = self._principals.get(client_id) or self._new_principal(client_id)
+            self._principals[client_id] = attrs.evolve(current, managed=True, roles=frozenset(roles))
+            if system_assigned:
+                self._system_assigned = client_id
+            else:
+                self._user_assigned.add(client_id)
+
+    def managed_identity(self, client_id: str | None) -> Principal | None:
+        """The host's identity for an MSI token request: user-assigned by client id, else system-assigned."""
+        with self._lock:
+            if client_id is None:
+                wanted = self._system_assigned
+            else:
+                # Client ids are GUIDs: Azure compares them without regard to case.
+                wanted = next((known for known in self._user_assigned if known.lower() == client_id.lower()), None)
+            return None if wanted is None else self._principals.get(wanted)
 
     def _new_principal(self, client_id: str) -> Principal:
         # Object ids only appear in error messages; stable, readable ones ease debugging.

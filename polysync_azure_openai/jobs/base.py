@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
+import attrs
+
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from ..http import RetryMode, data_plane, dumps, read_json, response_request_id
@@ -17,7 +19,7 @@ from ..manifest import JobTypeSpec, job_type_spec
 from ..platform import PlatformConfig
 from ..results import FAILED, SUCCESS, ImportedJob, RunResult
 from ..troubleshooting import failure_message
-from . import run_ids
+from . import OPENAI_FORMAT, run_ids
 
 #: Texts larger than this are refused before sending (Azure's largest context is far smaller).
 MAX_TEXT_CHARS: Final = 1_000_000
@@ -159,6 +161,8 @@ class JobService:
         attributes = spec.defaults()
         attributes["Deployment Name"] = deployment.name
         attributes["Model Name"] = deployment.model_name
+        if any(a.name == "Model Format" for a in spec.attributes):
+            attributes["Model Format"] = deployment.model_format
         return ImportedJob(
             job_type=self.name,
             external_id=deployment.name + self.external_id_suffix,
@@ -213,9 +217,49 @@ class JobService:
         started: datetime | None,
     ) -> RunResult:
         message = failure_message(
-            detail, what=what, operation=self.operation, deployment=deployment, api_key=config.auth.method == API_KEY
+            detail,
+            what=what,
+            operation=self.operation,
+            deployment=deployment,
+            api_key=config.auth.method == API_KEY,
+            v1=config.surface.is_v1,
         )
         return RunResult(run_id=run_id, status=FAILED, outputs={}, message=message, started_at=started, ended_at=utcnow())
+
+
+@attrs.frozen
+class Prepared:
+    """A synchronous run's request body, and what reading its answer needs to know."""
+
+    body: dict[str, Any]
+    #: Chat: the answer must parse as JSON (a JSON response format is in force).
+    json_format: bool = False
+    #: Chat: the job's model is a reasoning model (per 'Model Name').
+    reasoning: bool = False
+    #: Embedding: the run gave 'inputs' (a list), not 'input'.
+    many: bool = False
+
+
+@attrs.frozen
+class Outcome:
+    """What a 200 answer means for the run: its outputs, message and status."""
+
+    outputs: dict[str, Any]
+    message: str
+    status: str = SUCCESS
+
+
+def model_format_gate(job_input: JobInput, config: PlatformConfig) -> None:
+    """A Foundry model (a 'Model Format' other than OpenAI) runs only on the v1 API (second-release §F)."""
+    model_format = job_input.attribute("Model Format")
+    if model_format is None or model_format.lower() == OPENAI_FORMAT.lower() or config.surface.is_v1:
+        return
+    raise job_input.fail(
+        f"model format {model_format!r} (attribute 'Model Format')",
+        "is a Foundry model, which Azure serves only on the v1 API, but the platform's 'OpenAI API Version' is "
+        f"{config.api_version!r}",
+        "Set the platform's 'OpenAI API Version' to v1 (or leave it blank).",
+    )
 
 
 class SynchronousService(JobService):
@@ -223,23 +267,25 @@ class SynchronousService(JobService):
 
     path_suffix: ClassVar[str]
 
-    def build_body(self, job_input: JobInput, config: PlatformConfig, model_name: str | None) -> dict[str, Any]:
+    def prepare(self, job_input: JobInput, config: PlatformConfig) -> Prepared:
+        """The request for this run, every input checked before any call."""
         raise NotImplementedError
 
-    def read_outputs(self, payload: Mapping[str, Any], request_id: str) -> tuple[dict[str, Any], str]:
-        """Outputs and the run message from a 200 answer; raise RemoteError if it is unusable."""
+    def read_outputs(self, payload: Mapping[str, Any], request_id: str, prepared: Prepared) -> Outcome:
+        """What a 200 answer means; raise RemoteError if it is unusable."""
         raise NotImplementedError
 
     def submit(self, platform: Any, job: Any, parameters: Mapping[str, Any], run_key: str) -> RunResult:
         config = PlatformConfig.from_host(platform)
         job_input = JobInput(job, parameters)
         deployment = self.deployment(job, job_input)
-        body = self.build_body(job_input, config, job_input.attribute("Model Name"))
+        model_format_gate(job_input, config)
+        prepared = self.prepare(job_input, config)
         client = data_plane(config)
         started = utcnow()
         try:
-            payload, request_id = self.call(client, config, deployment, body)
-            outputs, message = self.read_outputs(payload, request_id)
+            payload, request_id = self.call(client, config, deployment, prepared.body)
+            outcome = self.read_outputs(payload, request_id, prepared)
         except RemoteError as exc:
             return self.failed(
                 run_ids.local(deployment, run_ids.SYNC, FAILED),
@@ -250,20 +296,22 @@ class SynchronousService(JobService):
                 started=started,
             )
         return RunResult(
-            run_id=run_ids.local(deployment, run_ids.SYNC, SUCCESS),
-            status=SUCCESS,
-            outputs=outputs,
-            message=message,
+            run_id=run_ids.local(deployment, run_ids.SYNC, outcome.status),
+            status=outcome.status,
+            outputs=outcome.outputs,
+            message=outcome.message,
             started_at=started,
             ended_at=utcnow(),
         )
 
     def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """POST the body; on the v1 API the body names the deployment (``model``), the path does not."""
+        surface = config.surface
         response = client.send(
             "POST",
-            f"/openai/deployments/{deployment}/{self.path_suffix}",
-            params={"api-version": config.api_version},
-            body=dumps(body),
+            surface.inference_path(deployment, self.path_suffix),
+            params=surface.params,
+            body=dumps({"model": deployment, **body} if surface.is_v1 else body),
             mode=RetryMode.POST,
             # Paced in the deployment's lane, shared by every thread calling it (spec §H).
             deployment=deployment,

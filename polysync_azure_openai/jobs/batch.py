@@ -15,7 +15,7 @@ from ..errors import AzureServiceError, ErrorDetail, RemoteError, TransportError
 from ..ids import BATCH_ID, COMPLETION_WINDOW, FILE_ID, json_type
 from ..platform import PlatformConfig
 from ..results import CANCELLED, FAILED, RUNNING, SUCCESS, UNKNOWN, RunResult
-from ..troubleshooting import failure_message
+from ..troubleshooting import batch_failure_fix, failure_message
 from . import BATCH, BATCH_ENDPOINTS, run_ids
 from .base import JobInput, JobService, int_or_none, json_object, utcnow
 
@@ -69,6 +69,7 @@ class Batch:
     errors: list[dict[str, Any]]
     errors_raw: Any
     run_key: str | None
+    endpoint: str | None = None
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> Batch:
@@ -98,6 +99,7 @@ class Batch:
             errors=errors,
             errors_raw=raw_errors,
             run_key=_str_or_none(metadata.get(RUN_KEY_METADATA)),
+            endpoint=_str_or_none(payload.get("endpoint")),
         )
 
     @property
@@ -135,7 +137,8 @@ class Batch:
             message = f"Batch {self.id} completed: {self.progress()}{files_note}."
         elif self.status == "failed":
             message = f"Batch {self.id} failed: {self.error_summary() or 'Azure gave no error detail'}."
-            message += " Fix the input file (see the errors above) and upload it again."
+            codes = frozenset(str(error.get("code")) for error in self.errors)
+            message += f" Fix: {batch_failure_fix(codes, self.endpoint)}"
         elif self.status == "expired":
             raw = json.dumps(self.errors_raw, ensure_ascii=False)[:1000]
             message = (
@@ -191,11 +194,12 @@ class BatchService(JobService):
                 "Use the id Azure returned when the file was uploaded.",
             )
         endpoint = job_input.attribute("OpenAI Batch Endpoint") or BATCH_ENDPOINTS[0]
-        if endpoint not in BATCH_ENDPOINTS:
+        # Either form names the same endpoint; the create sends the platform's surface's form.
+        if endpoint.removeprefix("/v1") not in BATCH_ENDPOINTS:
             raise job_input.fail(
                 "attribute 'OpenAI Batch Endpoint'",
                 f"is {endpoint[:80]!r}",
-                f"Use one of {', '.join(BATCH_ENDPOINTS)} (the url of every input line).",
+                f"Use one of {', '.join(BATCH_ENDPOINTS)} (the url of every input line, with /v1 in front on the v1 API).",
             )
         window = job_input.attribute("OpenAI Completion Window") or "24h"
         if not COMPLETION_WINDOW.fullmatch(window):
@@ -306,7 +310,9 @@ class BatchService(JobService):
 
     def _in_flight_failure(self, run_id: str, exc: RemoteError, config: PlatformConfig, what: str) -> RunResult:
         """While a batch may still be running, only a definite answer may end the run (spec §4)."""
-        message = failure_message(exc.detail, what=what, operation=self.operation, api_key=config.auth.method == "API Key")
+        message = failure_message(
+            exc.detail, what=what, operation=self.operation, api_key=config.auth.method == "API Key", v1=config.surface.is_v1
+        )
         status = exc.detail.status
         if exc.transient or status in (401, 403) or isinstance(exc, TransportError):
             return RunResult(
@@ -324,7 +330,8 @@ class BatchApi:
     def __init__(self, client: Any, config: PlatformConfig) -> None:
         self.client = client
         self.config = config
-        self.params = {"api-version": config.api_version}
+        self.surface = config.surface
+        self.params = config.surface.params
 
     def _json(
         self, method: str, path: str, what: str, *, body: Any = None, mode: Any = None, params: Mapping[str, str] | None = None
@@ -341,12 +348,14 @@ class BatchApi:
         return read_json(response, what)
 
     def get(self, batch_id: str) -> Batch:
-        return self._batch(self._json("GET", f"/openai/batches/{batch_id}", f"Reading batch {batch_id}"), batch_id)
+        return self._batch(self._json("GET", self.surface.path(f"batches/{batch_id}"), f"Reading batch {batch_id}"), batch_id)
 
     def cancel(self, batch_id: str) -> Batch:
         from ..http import RetryMode
 
-        payload = self._json("POST", f"/openai/batches/{batch_id}/cancel", f"Cancelling batch {batch_id}", mode=RetryMode.POST)
+        payload = self._json(
+            "POST", self.surface.path(f"batches/{batch_id}/cancel"), f"Cancelling batch {batch_id}", mode=RetryMode.POST
+        )
         return self._batch(payload, batch_id)
 
     def create(self, file_id: str, endpoint: str, window: str, run_key: str) -> Batch:
@@ -361,7 +370,7 @@ class BatchApi:
 
         body = {
             "input_file_id": file_id,
-            "endpoint": endpoint,
+            "endpoint": self.surface.batch_endpoint(endpoint),
             "completion_window": window,
             "metadata": {RUN_KEY_METADATA: run_key},
         }
@@ -369,7 +378,12 @@ class BatchApi:
         while True:
             try:
                 response = self.client.send(
-                    "POST", "/openai/batches", params=self.params, body=dumps(body), mode=RetryMode.ONCE, max_retries=retries_left
+                    "POST",
+                    self.surface.path("batches"),
+                    params=self.params,
+                    body=dumps(body),
+                    mode=RetryMode.ONCE,
+                    max_retries=retries_left,
                 )
                 unknown: RemoteError | None = None
             except MayExist as exc:
@@ -426,15 +440,16 @@ class BatchApi:
             params = {"limit": str(min(LOOKUP_PAGE, LOOKUP_MAX_BATCHES - seen))}
             if after is not None:
                 params["after"] = after
-            page = self._json("GET", "/openai/batches", "Listing batches", params=params)
+            page = self._json("GET", self.surface.path("batches"), "Listing batches", params=params)
             items = [i for i in page.get("data") or [] if isinstance(i, dict)]
             for item in items:
                 seen += 1
                 batch = Batch.from_json(item)
-                if batch.run_key == run_key and BATCH_ID.fullmatch(batch.id):
-                    return batch
+                # Age first: a run's own batch older than the window is not re-attached (§4).
                 if batch.created_at is not None and batch.created_at.timestamp() < oldest:
                     return None
+                if batch.run_key == run_key and BATCH_ID.fullmatch(batch.id):
+                    return batch
             last = page.get("last_id") or (items[-1].get("id") if items else None)
             if not page.get("has_more") or not items or not isinstance(last, str) or not BATCH_ID.fullmatch(last):
                 return None
@@ -447,7 +462,7 @@ class BatchApi:
         delay = 0.5
         while True:
             try:
-                info = self._json("GET", f"/openai/files/{file_id}", f"Reading input file {file_id}")
+                info = self._json("GET", self.surface.path(f"files/{file_id}"), f"Reading input file {file_id}")
             except AzureServiceError as exc:
                 if exc.detail.status == 404:
                     return (

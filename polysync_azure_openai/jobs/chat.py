@@ -1,37 +1,22 @@
-"""Azure OpenAI Chat Completion (spec §2)."""
+"""Azure OpenAI Chat Completion (spec §2, second-release §C)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from ..errors import AzureServiceError, ErrorDetail
 from ..platform import PlatformConfig
-from . import CHAT
-from .base import JobInput, SynchronousService, int_or_none, json_object, unusable_answer
+from ..results import FAILED
+from ..troubleshooting import REASONING_BUDGET, unparsable_json_fix
+from . import CHAT, chat_body
+from .base import JobInput, Outcome, Prepared, SynchronousService, int_or_none, json_object, unusable_answer
 
-#: Reasoning models refuse max_tokens and want max_completion_tokens (spec §2 Decision), and
-#: refuse temperature (second-release §C). gpt-5-chat shares the prefix but is a chat model.
-REASONING_PREFIXES: Final = ("o1", "o3", "o4", "gpt-5")
-NOT_REASONING_PREFIXES: Final = ("gpt-5-chat",)
-#: Azure answers a reasoning model on an older dated api-version with a 400 (second-release §B).
-REASONING_MIN_API_VERSION: Final = "2024-12-01-preview"
 FINISH_NOTES: Final = {
     "length": "The answer was cut short by the token limit ('OpenAI Max Tokens').",
     "content_filter": "The answer was cut short by Azure OpenAI's content filter.",
 }
-
-
-def is_reasoning_model(model_name: str | None) -> bool:
-    if not model_name:
-        return False
-    name = model_name.lower()
-    return name.startswith(REASONING_PREFIXES) and not name.startswith(NOT_REASONING_PREFIXES)
-
-
-def _older_than(api_version: str, minimum: str) -> bool:
-    """Dated versions order by date; a GA version of the same date as a preview is not older."""
-    return api_version[:10] < minimum[:10]
 
 
 class ChatCompletionService(SynchronousService):
@@ -39,38 +24,8 @@ class ChatCompletionService(SynchronousService):
     operation: ClassVar[str] = "chat"
     path_suffix: ClassVar[str] = "chat/completions"
 
-    def build_body(self, job_input: JobInput, config: PlatformConfig, model_name: str | None) -> dict[str, Any]:
-        user_prompt = job_input.required_text("user_prompt")
-        system_prompt = job_input.text("system_prompt") or job_input.attribute("OpenAI System Prompt")
-        max_tokens = job_input.positive_int("OpenAI Max Tokens")
-        temperature = job_input.decimal("OpenAI Temperature", 0.0, 2.0)
-        reasoning = is_reasoning_model(model_name)
-        if reasoning:
-            # Refused here rather than by Azure: its 400 would not say which setting to change.
-            if _older_than(config.api_version, REASONING_MIN_API_VERSION):
-                raise job_input.fail(
-                    f"model {model_name!r} (attribute 'Model Name')",
-                    "is a reasoning model, which Azure serves only on api-version "
-                    f"{REASONING_MIN_API_VERSION} and later, but the platform's 'OpenAI API Version' is "
-                    f"{config.api_version!r}",
-                    f"Set the platform's 'OpenAI API Version' to {REASONING_MIN_API_VERSION} or later.",
-                )
-            if temperature is not None:
-                raise job_input.fail(
-                    "attribute 'OpenAI Temperature'",
-                    f"is set, but {model_name!r} is a reasoning model, which refuses temperature",
-                    "Leave 'OpenAI Temperature' blank for this job.",
-                )
-        messages: list[dict[str, str]] = []
-        if system_prompt:
-            messages.append({"role": "system", "content": system_prompt})
-        messages.append({"role": "user", "content": user_prompt})
-        body: dict[str, Any] = {"messages": messages}
-        if max_tokens is not None:
-            body["max_completion_tokens" if reasoning else "max_tokens"] = max_tokens
-        if temperature is not None:
-            body["temperature"] = temperature
-        return body
+    def prepare(self, job_input: JobInput, config: PlatformConfig) -> Prepared:
+        return chat_body.build(job_input, config)
 
     def call(self, client: Any, config: PlatformConfig, deployment: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         try:
@@ -83,7 +38,7 @@ class ChatCompletionService(SynchronousService):
                 return super().call(client, config, deployment, retry)
             raise
 
-    def read_outputs(self, payload: Mapping[str, Any], request_id: str) -> tuple[dict[str, Any], str]:
+    def read_outputs(self, payload: Mapping[str, Any], request_id: str, prepared: Prepared) -> Outcome:
         choices = payload.get("choices")
         usage = payload.get("usage")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -91,23 +46,42 @@ class ChatCompletionService(SynchronousService):
         if not isinstance(usage, dict):
             raise unusable_answer("has no usage", request_id)
         choice = choices[0]
-        message = json_object(choice, "message")
-        content = message.get("content")
+        content = json_object(choice, "message").get("content")
         finish_reason = choice.get("finish_reason")
-        outputs = {
+        model = payload.get("model")
+        outputs: dict[str, Any] = {
             "response": content if isinstance(content, str) else None,
             "prompt_tokens": int_or_none(usage.get("prompt_tokens")),
             "completion_tokens": int_or_none(usage.get("completion_tokens")),
             "total_tokens": int_or_none(usage.get("total_tokens")),
             "finish_reason": finish_reason if isinstance(finish_reason, str) else None,
+            "response_json": None,
+            "model": model if isinstance(model, str) else None,
+            "cached_tokens": int_or_none(json_object(usage, "prompt_tokens_details").get("cached_tokens")) or 0,
+            "reasoning_tokens": int_or_none(json_object(usage, "completion_tokens_details").get("reasoning_tokens")) or 0,
         }
-        text = (
-            f"Chat completion finished ({outputs['finish_reason'] or 'no finish_reason'}); "
-            f"{outputs['prompt_tokens']} prompt + {outputs['completion_tokens']} completion = "
-            f"{outputs['total_tokens']} tokens (request id {request_id})."
+        tokens = (
+            f"{outputs['prompt_tokens']} prompt + {outputs['completion_tokens']} completion = {outputs['total_tokens']} "
+            f"tokens, {outputs['reasoning_tokens']} of them reasoning (request id {request_id})"
         )
-        note = FINISH_NOTES.get(str(finish_reason))
-        return outputs, f"{text} {note}" if note else text
+        finish = outputs["finish_reason"]
+        if finish == "length" and not content and (prepared.reasoning or outputs["reasoning_tokens"]):
+            # The budget went to reasoning: an empty answer is no answer (replaces spec §2 for this case).
+            message = f"Chat completion gave an empty answer (finish_reason length); {tokens}. Fix: {REASONING_BUDGET}"
+            return Outcome(outputs, message, FAILED)
+        if prepared.json_format and isinstance(content, str):
+            try:
+                outputs["response_json"] = json.loads(content)
+            except (ValueError, RecursionError):
+                message = (
+                    "Chat completion answered text that is not the JSON the response format asks for "
+                    f"(finish_reason {finish or 'none'}; the text is in 'response'); {tokens}. "
+                    f"Fix: {unparsable_json_fix(finish)}"
+                )
+                return Outcome(outputs, message, FAILED)
+        text = f"Chat completion finished ({finish or 'no finish_reason'}); {tokens}."
+        note = FINISH_NOTES.get(str(finish))
+        return Outcome(outputs, f"{text} {note}" if note else text)
 
 
 def _rejects_max_tokens(detail: ErrorDetail) -> bool:

@@ -23,7 +23,7 @@ def request_line(custom_id: str, **overrides: object) -> str:
     line: dict[str, object] = {
         "custom_id": custom_id,
         "method": "POST",
-        "url": "/chat/completions",
+        "url": "/v1/chat/completions",  # the platform file speaks the v1 API, the default
         "body": {"model": "gpt-4o-batch", "messages": [{"role": "user", "content": f"Question {custom_id}?"}]},
     }
     line.update(overrides)
@@ -53,8 +53,8 @@ BAD_UPLOADS = [
         id="three-problems",
     ),
     pytest.param(
-        [request_line("a"), request_line("b", url="/embeddings")],
-        [(2, "url '/embeddings' differs from '/chat/completions' (line 1)")],
+        [request_line("a"), request_line("b", url="/v1/embeddings")],
+        [(2, "url '/v1/embeddings' differs from '/v1/chat/completions' (line 1)")],
         id="url",
     ),
     pytest.param(
@@ -100,13 +100,26 @@ def test_a_good_file_is_uploaded_and_its_id_printed(tmp_path: Path, emu: Emulato
     path.write_text(content, encoding="utf-8")
     done = cli("batch", "upload", str(path), "--config", config, "--wait", "--poll-interval", "0.1", env=env)
     assert done.code == 0, done.stderr
-    assert f"{path}: 4 requests for /chat/completions on deployment 'gpt-4o-batch'" in done.stdout
+    assert f"{path}: 4 requests for /v1/chat/completions on deployment 'gpt-4o-batch'" in done.stdout
     file_id = done.stdout.split("Uploaded as ", 1)[1].split()[0]
     assert file_id.startswith("file-") and f"Processed: {file_id} is ready for a batch" in done.stdout
     assert emu.file_content(file_id) == content.encode()
     (upload,) = [r for r in emu.requests if r.kind == "files.upload"]
     assert upload.headers["content-type"].startswith("multipart/form-data")
     done.assert_no_secret(emu.client_secret)
+
+
+def test_lines_in_the_other_apis_url_form_are_not_uploaded(tmp_path: Path, emu: Emulator, env: dict[str, str]) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_text(request_line("a", url="/chat/completions") + "\n", encoding="utf-8")
+    done = cli("batch", "upload", str(path), "--config", str(platform_file(tmp_path, emu)), env=env)
+    assert done.code == 2, done.stderr
+    assert "the lines' url is '/chat/completions', but platform 'test platform' speaks the v1 API" in done.stderr
+    assert 'Write "url": "/v1/chat/completions" on every line' in done.stderr
+    assert not [r for r in emu.requests if r.kind == "files.upload"]
+    dated = platform_file(tmp_path, emu, OpenAI_API_Version="2024-10-21")
+    uploaded = cli("batch", "upload", str(path), "--config", str(dated), env=env)
+    assert uploaded.code == 0, uploaded.stderr
 
 
 def test_upload_json_output(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
@@ -320,3 +333,13 @@ def test_progress_rewrites_one_line_on_a_terminal() -> None:
     assert last.startswith("[    2.0 s] Success ") and len(last.rstrip("\n")) == len(
         "[    1.0 s] Running: in_progress, 1 of 2 requests done"
     )
+
+
+def test_a_download_through_a_gateway_without_the_v1_api_names_the_fix(
+    tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]
+) -> None:
+    emu.inject(Status(404), kind="files.content")
+    file_id = emu.add_file(jsonl(1))
+    done = cli("batch", "download", file_id, "--out", str(tmp_path / "out.jsonl"), "--config", config, env=env)
+    assert done.code == 1, done.stderr
+    assert "HTTP 404" in done.stderr and "may not offer the v1 API: set a dated OpenAI API Version" in done.stderr

@@ -44,9 +44,14 @@ BAD_FILES = [
         id="url-mismatch",
     ),
     pytest.param(
-        lines(line("a", url="/v1/chat/completions")),
-        [(1, 'url is "/v1/chat/completions"; use /chat/completions or /embeddings')],
-        id="url-v1",
+        lines(line("a", url="/v2/chat/completions")),
+        [(1, 'url is "/v2/chat/completions"; use /chat/completions or /embeddings (with /v1 in front for the v1 API)')],
+        id="url-unknown",
+    ),
+    pytest.param(
+        lines(line("a", url="/v1/chat/completions"), line("b")),
+        [(2, "url '/chat/completions' differs from '/v1/chat/completions' (line 1)")],
+        id="url-forms-mixed",
     ),
     pytest.param(
         lines(GOOD, line("b", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})),
@@ -85,6 +90,19 @@ def test_a_good_file_passes_and_reports_endpoint_and_model() -> None:
     report = validate_lines(lines(*(line(f"task-{i}") for i in range(5))), source="in.jsonl")
     assert report.ok and report.requests == 5
     assert (report.endpoint, report.model) == ("/chat/completions", "gpt-4o-batch")
+
+
+@pytest.mark.parametrize("url", ["/v1/chat/completions", "/v1/embeddings"])
+def test_the_v1_apis_urls_pass(url: str) -> None:
+    body = {"model": "m", "input": "x"} if url.endswith("embeddings") else {"model": "m", "messages": [{"role": "user"}]}
+    report = validate_lines(lines(line("a", url=url, body=body)), source="in.jsonl")
+    assert report.ok and report.endpoint == url
+
+
+def test_v1_embeddings_lines_need_input_too() -> None:
+    assert check(lines(line("a", url="/v1/embeddings", body={"model": "m"}))) == [
+        (1, "body.input is missing or empty; an embeddings request needs the text to embed")
+    ]
 
 
 def test_embeddings_lines_need_input() -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from polysync_azure_openai.emulator import OPENAI_USER_ROLE, READER_ROLE, Emulator
+from polysync_azure_openai.emulator import OPENAI_USER_ROLE, READER_ROLE, Deployment, Emulator
 
 from .helpers import SECRET_ENV, Done, cli, platform_file
 
@@ -33,11 +34,23 @@ def test_check_passes_every_step_on_the_emulator(tmp_path: Path, emu: Emulator) 
         ("list deployments", "OK"),
         ("data-plane call", "OK"),
     ]
-    assert "2 chat, 1 embedding, 3 batch" in report["steps"][3]["detail"]
+    assert "3 chat, 1 embedding, 3 batch" in report["steps"][3]["detail"]
+    assert "the v1 API" in report["steps"][0]["detail"]
     assert "'gpt-4o'" in report["steps"][4]["detail"]
     chat = [r for r in emu.requests if r.kind == "chat"]
     assert len(chat) == 1 and json.loads(chat[0].body)["max_tokens"] == 1
     done.assert_no_secret(emu.client_secret)
+
+
+def test_check_calls_a_reasoning_model_with_room_to_reason(tmp_path: Path, emu: Emulator) -> None:
+    # With a budget of 1 a reasoning model's answer is always empty: a Failed run, a false alarm.
+    emu.set_deployments([Deployment("DeepSeek-R1", "DeepSeek-R1", format="DeepSeek"), Deployment("o3-mini", "o3-mini")])
+    done = cli("check", "--config", str(platform_file(tmp_path, emu)), "--json", env={SECRET_ENV: emu.client_secret})
+    assert done.code == 0, done.stderr
+    call = steps(done)["data-plane call"]
+    assert "reasoning effort low" in call["detail"] and "'o3-mini'" in call["detail"]  # before the Foundry model
+    [body] = [json.loads(r.body) for r in emu.requests if r.kind == "chat"]
+    assert (body["model"], body["reasoning_effort"], body["max_completion_tokens"]) == ("o3-mini", "low", 500)
 
 
 @pytest.mark.parametrize(
@@ -113,3 +126,64 @@ def test_check_on_the_embedded_emulator() -> None:
     done = cli("check", "--emulator")
     assert done.code == 0, done.stdout + done.stderr
     assert done.stdout.count("  OK  ") == 5 and "All 5 checks that ran passed." in done.stdout
+
+
+# -- the keyless methods ------------------------------------------------------------------------
+
+
+def keyless_file(tmp_path: Path, emu: Emulator, method: str, **claims: Any) -> tuple[Path, dict[str, str], str]:
+    """The platform file the emulator writes for `method`, the environment Azure would give the
+    worker, and the identity the emulator's services will see."""
+    from polysync_azure_openai.emulator.cli import keyless_platform_toml
+
+    token = emu.write_federated_token(tmp_path / f"token-{uuid.uuid4().hex[:6]}", **claims)
+    path = tmp_path / f"{method.replace(' ', '-').lower()}.toml"
+    path.write_text(keyless_platform_toml(emu, method, token), encoding="utf-8")
+    if method == "Managed Identity":
+        return path, emu.managed_identity_environment(), emu.system_assigned_client_id
+    return path, {}, emu.workload_client_id
+
+
+@pytest.mark.parametrize("method", ["Managed Identity", "Workload Identity"])
+def test_check_passes_every_step_with_a_keyless_method(tmp_path: Path, emu: Emulator, method: str) -> None:
+    path, env, identity = keyless_file(tmp_path, emu, method)
+    done = cli("check", "--config", str(path), "--json", env=env)
+    assert done.code == 0, done.stdout + done.stderr
+    report = done.json()
+    assert [s["status"] for s in report["steps"]] == ["OK"] * 5
+    assert report["steps"][0]["detail"].startswith(f"{method}, resource '{emu.resource_name}'")
+    assert {r.client_id for r in emu.requests if r.kind in ("chat", "arm.deployments")} == {identity}
+    token_file = Path(tomllib.loads(path.read_text())["attributes"].get("Token File Path", str(path)))
+    done.assert_no_secret(emu.identity_header, token_file.read_text())
+
+
+@pytest.mark.parametrize(
+    ("method", "claims", "env", "detail", "fix"),
+    [
+        pytest.param(
+            "Managed Identity",
+            {},
+            {"IDENTITY_HEADER": "stale"},
+            "HTTP 401",
+            "restart the worker",
+            id="managed-stale-header",
+        ),
+        pytest.param(
+            "Workload Identity",
+            {"audience": "api://other"},
+            {},
+            "AADSTS70021",
+            "no federated identity credential of 'Client Id' matches",
+            id="workload-wrong-audience",
+        ),
+    ],
+)
+def test_check_reports_a_keyless_failure_with_the_fix(
+    tmp_path: Path, emu: Emulator, method: str, claims: dict[str, str], env: dict[str, str], detail: str, fix: str
+) -> None:
+    path, base_env, _ = keyless_file(tmp_path, emu, method, **claims)
+    done = cli("check", "--config", str(path), "--json", env={**base_env, **env})
+    assert done.code == 1, done.stdout + done.stderr
+    token = steps(done)["token: data plane"]
+    assert token["status"] == "FAIL" and detail in token["detail"] and fix in token["fix"]
+    assert not [r for r in emu.requests if r.kind in ("chat", "arm.deployments")]

@@ -39,6 +39,31 @@ def test_the_file_the_emulator_writes_loads(tmp_path: Path, emu: Emulator) -> No
     assert PlatformConfig.from_host(platform).resource_name == emu.resource_name
 
 
+def test_the_keyless_files_the_emulator_writes_load_without_any_secret(
+    tmp_path: Path, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polysync_azure_openai.emulator.cli import keyless_platform_toml
+
+    monkeypatch.delenv("AZURE_FEDERATED_TOKEN_FILE", raising=False)
+    token = emu.write_federated_token(tmp_path / "token")
+    managed = load_platform(write(tmp_path, keyless_platform_toml(emu, "Managed Identity")), {})
+    assert managed.auth_method == "Managed Identity" and "Client Id" not in managed.attributes
+    (tmp_path / "platform.toml").unlink()
+    workload = load_platform(write(tmp_path, keyless_platform_toml(emu, "Workload Identity", token)), {})
+    # A path, not a secret: written into the file as it is.
+    assert workload.attributes["Token File Path"] == str(token)
+    assert PlatformConfig.from_host(workload).auth.token_file_path == str(token)
+
+
+def test_a_relative_token_file_path_is_refused_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_FEDERATED_TOKEN_FILE", raising=False)
+    text = 'name = "P"\nauth_method = "Workload Identity"\n' + SP_ATTRIBUTES + '"Token File Path" = "token"\n'
+    with pytest.raises(ConfigFileError) as info:
+        load_platform(write(tmp_path, text), {})
+    assert str(tmp_path / "platform.toml") in str(info.value) and "'Token File Path'" in str(info.value)
+    assert "absolute path" in str(info.value)
+
+
 def test_any_attribute_may_come_from_the_environment_and_numbers_become_text(tmp_path: Path) -> None:
     text = (
         HEAD

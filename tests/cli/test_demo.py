@@ -33,11 +33,21 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
         "1536 dimensions",
         "https://portal.azure.com/#@/resource/subscriptions/",
         "== Batch run",
-        "input        6 chat requests for deployment 'gpt-4o-batch'",
+        "== Reasoning model run (v1 API, OpenAI Reasoning Effort low)",
+        "reasoning    32 reasoning tokens of ",
+        "== Structured output run (OpenAI Response Format: a JSON Schema)",
+        'response_json {"city": "emulated city", "country": "emulated country", "population": 7}',
+        "inputs       3 texts in one call, OpenAI Dimensions 256: vectors of 256, 256, 256 numbers",
+        "input        6 requests to /v1/chat/completions for deployment 'gpt-4o-batch'",
         "is in_progress: 2 of 6 requests done",
         "] Success: Batch batch_",
         "requests     6 of 6 completed, 0 failed",
         "  question-1   Emulated answer: ",
+        "== Workload Identity run",
+        "(the app trusting system:serviceaccount:polysync:polysync-worker)",
+        "== Managed Identity run",
+        "/msi/token (plain HTTP on the host",
+        "(the host's system-assigned identity)",
         "every step succeeded",
     ):
         assert fragment in out, fragment
@@ -45,6 +55,7 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
     assert uploaded.startswith("file-") and "processed" in out.split("uploaded     ", 1)[1].splitlines()[0]
     assert out.count("  question-") == 3
     assert out.index("== Embedding run") < out.index("== Batch run") < out.index("every step succeeded")
+    assert out.index("== Batch run") < out.index("== Workload Identity run") < out.index("== Managed Identity run")
 
 
 def test_help_lists_the_commands() -> None:

@@ -58,6 +58,47 @@ def test_run_embedding_on_the_embedded_emulator_prints_text() -> None:
     assert "RunId      embed-small#sync#Success" in done.stdout and "[1536 values: " in done.stdout
 
 
+def test_run_chat_with_reasoning_effort_and_a_response_schema(tmp_path: Path, emu: Emulator) -> None:
+    path, env = str(platform_file(tmp_path, emu)), {SECRET_ENV: emu.client_secret}
+    reasoning = cli(
+        "run", "chat", "o3-mini", "--config", path, "--param", "user_prompt=Is 91 prime?",
+        "--attr", "Model Name=o3-mini", "--attr", "OpenAI Reasoning Effort=low", "--json",
+        env=env,
+    )  # fmt: skip
+    assert reasoning.code == 0, reasoning.stderr
+    assert reasoning.json()["outputs"]["reasoning_tokens"] == 32
+    schema = '{"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": false}'
+    structured = cli(
+        "run", "chat", "gpt-4o", "--config", path, "--param", "user_prompt=A number", "--param", f"response_schema={schema}",
+        env=env,
+    )  # fmt: skip
+    assert structured.code == 0, structured.stderr
+    assert re.search(r"response_json +\{\"n\": 7\}", structured.stdout), structured.stdout
+    [body] = [json.loads(r.body) for r in emu.requests if r.kind == "chat" and "response_format" in json.loads(r.body)]
+    assert body["response_format"]["json_schema"]["schema"] == json.loads(schema)
+
+
+def test_run_embedding_with_inputs_and_dimensions(tmp_path: Path, emu: Emulator) -> None:
+    done = cli(
+        "run", "embedding", "embed-small", "--config", str(platform_file(tmp_path, emu)), "--param", 'inputs=["one", "two", "three"]',
+        "--attr", "Model Name=text-embedding-3-small", "--attr", "OpenAI Dimensions=8",
+        env={SECRET_ENV: emu.client_secret},
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    assert re.search(r"embeddings +\[3 vectors: \[8 values: ", done.stdout), done.stdout
+    assert re.search(r"embedding +null", done.stdout)
+
+
+def test_a_reasoning_effort_outside_the_list_is_bad_input(tmp_path: Path, emu: Emulator) -> None:
+    done = cli(
+        "run", "chat", "o3-mini", "--config", str(platform_file(tmp_path, emu)), "--param", "user_prompt=hi",
+        "--attr", "Model Name=o3-mini", "--attr", "OpenAI Reasoning Effort=max",
+        env={SECRET_ENV: emu.client_secret},
+    )  # fmt: skip
+    assert done.code == 2 and "'OpenAI Reasoning Effort' is 'max'" in done.stderr
+    assert not [r for r in emu.requests if r.kind == "chat"]
+
+
 def test_status_cancel_and_monitor_url_read_the_run_id(tmp_path: Path, emu: Emulator) -> None:
     path = str(platform_file(tmp_path, emu))
     env = {SECRET_ENV: emu.client_secret}
@@ -102,7 +143,7 @@ BAD_INPUT = [
     ),
     pytest.param(
         ["run", "chat", "gpt-4o", "--param", "prompt=hi"],
-        "--param 'prompt' is not a parameter of this job type. Azure OpenAI Chat Completion takes: system_prompt, user_prompt.",
+        "--param 'prompt' is not a parameter of this job type. Azure OpenAI Chat Completion takes: system_prompt, user_prompt, response_schema.",
         id="param-name",
     ),
     pytest.param(

@@ -151,6 +151,11 @@ def batches_url(emu: Emulator, suffix: str = "", api_version: str = API_VERSION)
     return f"{emu.url}/openai/batches{suffix}?api-version={api_version}"
 
 
+def v1_url(emu: Emulator, path: str) -> str:
+    """A v1 API address (second-release §B): no api-version; `path` as in `chat/completions`."""
+    return f"{emu.url}/openai/v1/{path}"
+
+
 def batch_line(
     index: int,
     *,
@@ -159,11 +164,11 @@ def batch_line(
     content: str | None = None,
     custom_id: str | None = None,
 ) -> dict[str, object]:
-    """One batch input line; embeddings lines when `url` is `/embeddings`."""
+    """One batch input line; embeddings lines when `url` is `/embeddings` (or the v1 `/v1/embeddings`)."""
     text = content if content is not None else f"Question number {index}?"
     body: dict[str, object] = (
         {"model": model, "input": text}
-        if url == "/embeddings"
+        if url.endswith("/embeddings")
         else {"model": model, "messages": [{"role": "user", "content": text}]}
     )
     return {"custom_id": custom_id or f"task-{index}", "method": "POST", "url": url, "body": body}

@@ -43,6 +43,7 @@ from .emulator_helpers import (
     embeddings_url,
     files_url,
     secret_token,
+    v1_url,
 )
 
 USER_MESSAGE = [{"role": "user", "content": "Name a prime number."}]
@@ -278,6 +279,114 @@ def test_the_openai_client_raises_azures_refusals_as_typed_errors(client: openai
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="nope", messages=USER_MESSAGE)  # type: ignore[arg-type]
     assert missing.value.code == "DeploymentNotFound"
+
+
+# The v1 API through the plain `openai.OpenAI` client, as Azure's v1 docs use it (second-release §B).
+@pytest.fixture
+def v1_client(emu: Emulator) -> Iterator[openai.OpenAI]:
+    verify = ssl.create_default_context(cafile=emu.ca_path)
+    client = openai.OpenAI(
+        base_url=emu.url + "/openai/v1/",
+        api_key=emu.api_key,  # sent as a bearer token, which the v1 API takes
+        http_client=openai.DefaultHttpxClient(verify=verify, trust_env=False),
+        max_retries=0,
+        _strict_response_validation=True,
+    )
+    yield client
+    client.close()
+
+
+class City(pydantic.BaseModel):
+    name: str
+    population: int
+    coastal: bool
+    districts: list[str]
+
+
+def test_the_v1_client_chats_with_openai_reasoning_and_foundry_models(v1_client: openai.OpenAI, emu: Emulator) -> None:
+    chat = v1_client.chat.completions.create(model="gpt-4o", messages=USER_MESSAGE, max_tokens=50)  # type: ignore[arg-type]
+    assert chat.choices[0].finish_reason == "stop" and chat.model == "gpt-4o-2024-08-06"
+    reasoning = v1_client.chat.completions.create(
+        model="o3-mini",
+        messages=USER_MESSAGE,  # type: ignore[arg-type]
+        reasoning_effort="low",
+        max_completion_tokens=500,
+    )
+    assert reasoning.usage is not None and reasoning.usage.completion_tokens_details is not None
+    assert reasoning.usage.completion_tokens_details.reasoning_tokens == 32
+    foundry = v1_client.chat.completions.create(model="DeepSeek-R1", messages=USER_MESSAGE)  # type: ignore[arg-type]
+    assert foundry.model == "DeepSeek-R1" and foundry.choices[0].message.content
+    assert {r.path for r in emu.requests} == {"/openai/v1/chat/completions"}
+    assert all(r.query == {} for r in emu.requests)
+
+
+def test_the_v1_client_parses_structured_output_into_its_model(v1_client: openai.OpenAI) -> None:
+    # The SDK turns the model into a strict json_schema and parses the answer back into it.
+    parsed = v1_client.chat.completions.parse(
+        model="gpt-4o",
+        messages=USER_MESSAGE,  # type: ignore[arg-type]
+        response_format=City,
+    )
+    city = parsed.choices[0].message.parsed
+    assert isinstance(city, City) and city.population == 7 and city.coastal is True and len(city.districts) == 1
+
+
+def test_v1_json_answers_are_openai_chat_completions(emu: Emulator, http: requests.Session) -> None:
+    for response_format in (
+        {"type": "json_object"},
+        {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "result",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}},
+                    "required": ["n"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+    ):
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "A json number"}], "response_format": response_format}
+        parsed = strict(ChatCompletion, _post(http, v1_url(emu, "chat/completions"), body, emu), AZURE_ADDITIONS)
+        assert isinstance(json.loads(parsed.choices[0].message.content or ""), dict)
+
+
+def test_the_v1_client_embeds_with_dimensions(v1_client: openai.OpenAI) -> None:
+    result = v1_client.embeddings.create(
+        model="embed-small", input=["one", "two", "three"], dimensions=16, encoding_format="float"
+    )
+    assert [item.index for item in result.data] == [0, 1, 2]
+    assert {len(item.embedding) for item in result.data} == {16}
+    with pytest.raises(openai.BadRequestError) as refused:
+        v1_client.embeddings.create(model="embed-small", input="one", dimensions=0, encoding_format="float")
+    assert refused.value.param == "dimensions"
+
+
+def test_the_v1_client_pages_the_files_list_to_the_end(v1_client: openai.OpenAI, emu: Emulator) -> None:
+    ids = {emu.add_file(batch_jsonl(1), filename=f"f{index}.jsonl") for index in range(5)}
+    listed = [item.id for item in itertools.islice(v1_client.files.list(limit=2), 50)]
+    assert sorted(listed) == sorted(ids)
+    pages = [r for r in emu.requests if r.kind == "files.list"]
+    assert len(pages) == 3 and all(r.path == "/openai/v1/files" for r in pages)
+
+
+def test_the_v1_client_creates_retrieves_and_lists_batches(v1_client: openai.OpenAI, emu: Emulator) -> None:
+    # Uploaded through a lenient client: Azure answers an upload `pending`, which OpenAI's model lacks.
+    lenient = v1_client.with_options()
+    lenient._strict_response_validation = False
+    uploaded = lenient.files.create(file=("in.jsonl", batch_jsonl(2, url="/v1/chat/completions").encode()), purpose="batch")
+    # The SDK sends OpenAI's `/v1/chat/completions`, which is the v1 API's own form.
+    batch = v1_client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert batch.status == "validating" and batch.endpoint == "/v1/chat/completions"
+    emu.advance(60)
+    done = v1_client.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.request_counts is not None and done.request_counts.completed == 2
+    assert [item.id for item in v1_client.batches.list()] == [batch.id]
+    assert done.output_file_id is not None
+    for line in v1_client.files.content(done.output_file_id).text.splitlines():
+        strict(ChatCompletion, json.loads(line)["response"]["body"], AZURE_ADDITIONS)
 
 
 # ARM, read by azure-mgmt-cognitiveservices.

@@ -67,7 +67,7 @@ def test_paging_follows_next_links_to_the_end(emu: Emulator, http: requests.Sess
         url = body.get("nextLink")
         if url is not None:
             assert url.startswith(f"{deployments_url(emu)}?api-version={ARM_API_VERSION}&$skipToken=")
-    assert pages == [["gpt-4o", "embed-small"], ["gpt-4o-batch", "o3-mini"], ["dalle", "gpt-35-old"]]
+    assert pages == [["gpt-4o", "embed-small"], ["gpt-4o-batch", "o3-mini"], ["dalle", "gpt-35-old"], ["DeepSeek-R1"]]
 
 
 def test_next_link_origin_can_point_elsewhere(emu: Emulator, http: requests.Session) -> None:

@@ -567,3 +567,13 @@ def test_the_clock(emu: Emulator) -> None:
     emu.clock.running = False
     frozen = emu.clock.now()
     assert frozen >= moved and emu.clock.now() == frozen
+
+
+def test_a_clock_started_in_the_past_dates_what_is_created(ca) -> None:
+    two_days_ago = time.time() - 48 * 3600
+    with Emulator(ca=ca, clock_start=two_days_ago) as emu:
+        assert emu.clock.now() == int(two_days_ago)
+        file_id = emu.add_file("{}\n")
+        assert emu.file(file_id)["created_at"] == int(two_days_ago)
+    with pytest.raises(ValueError, match="finite Unix time"):
+        Emulator(clock_start=float("nan"))

@@ -83,11 +83,39 @@ def test_cli_writes_platform_and_env_files_and_stops_on_sigterm(tmp_path: Path) 
             verify=values["REQUESTS_CA_BUNDLE"],
         )
         assert chat.status_code == 200
+
+        # The keyless methods: the host's identity endpoint and the cluster's federated token.
+        managed = tomllib.loads((state_dir / "platform-managed-identity.toml").read_text())
+        workload = tomllib.loads((state_dir / "platform-workload-identity.toml").read_text())
+        assert managed["auth_method"] == "Managed Identity" and "Client Id" not in managed["attributes"]
+        assert workload["auth_method"] == "Workload Identity"
+        token_file = Path(workload["attributes"]["Token File Path"])
+        assert token_file == state_dir / "federated-token" and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert values["IDENTITY_ENDPOINT"] in output and values["IDENTITY_HEADER"] not in output
+        msi = session.get(
+            values["IDENTITY_ENDPOINT"],
+            params={"api-version": "2019-08-01", "resource": "https://cognitiveservices.azure.com"},
+            headers={"X-IDENTITY-HEADER": values["IDENTITY_HEADER"]},
+        )
+        assert msi.status_code == 200
+        exchanged = session.post(
+            f"{url}/{workload['attributes']['Tenant Id']}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": workload["attributes"]["Client Id"],
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": token_file.read_text(),
+                "scope": "https://cognitiveservices.azure.com/.default",
+            },
+            verify=values["REQUESTS_CA_BUNDLE"],
+        )
+        assert exchanged.status_code == 200, exchanged.text
         session.close()
 
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         assert not env_path.exists()  # the secret died with the emulator
+        assert not token_file.exists()
     finally:
         if process.poll() is None:
             process.kill()

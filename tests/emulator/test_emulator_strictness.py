@@ -32,7 +32,11 @@ API_VERSION_NOT_SUPPORTED = {"error": {"code": "BadRequest", "message": "API ver
 DATA_PLANE_ONLY_HEADERS = {"apim-request-id", "x-ms-region", "x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"}
 SCHEMA_FORMAT = {
     "type": "json_schema",
-    "json_schema": {"name": "result", "schema": {"type": "object", "properties": {}}, "strict": True},
+    "json_schema": {
+        "name": "result",
+        "schema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
+        "strict": True,
+    },
 }
 
 
@@ -184,8 +188,10 @@ def test_json_schema_below_2024_08_01_preview_is_refused(emu: Emulator, http: re
             "message": "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later",
         }
     }
+    # JSON mode is older than structured output (it wants "json" in the messages).
+    json_message = [{"role": "user", "content": "Name a prime number as JSON."}]
     older_format = _chat(
-        http, emu, {"messages": USER_MESSAGE, "response_format": {"type": "json_object"}}, api_version=api_version
+        http, emu, {"messages": json_message, "response_format": {"type": "json_object"}}, api_version=api_version
     )
     assert older_format.status_code == 200
 

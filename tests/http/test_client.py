@@ -64,7 +64,7 @@ def test_the_wait_azure_asks_for_is_the_wait(
     emu.inject(fault, kind="chat", times=1)
     assert chat(pm, emu).status == "Success"
     assert [m for r in caplog.records if "retrying in" in (m := r.getMessage())] == [
-        f"POST /openai/deployments/gpt-4o/chat/completions: {logged} (attempt 2 of 4)"
+        f"POST /openai/v1/chat/completions: {logged} (attempt 2 of 4)"
     ]
 
 
@@ -74,3 +74,15 @@ def test_the_resend_after_a_401_is_no_retry(pm: pluggy.PluginManager, emu: Emula
     emu.inject(f.Status(401), kind="chat", times=1)
     assert chat(pm, emu, Max_Retries="0").status == "Success"
     assert sum(1 for r in emu.requests if r.kind == "chat") == 3
+
+
+# The client sends every attempt with PlatformConfig.timeout, (min(10 s, Request Timeout Seconds),
+# Request Timeout Seconds). With the pair swapped, the two differ only above 10 s, so only a
+# timeout above 10 s tells them apart: an answer 11 s late must still be waited for (read
+# timeout 13 s), which a read timeout capped at the 10 s connect timeout would abandon.
+@pytest.mark.timeout(60)
+def test_request_timeout_above_the_connect_cap_is_the_read_timeout(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    slow = emu.inject(f.Delay(11), kind="chat", times=1)
+    result = chat(pm, emu, Request_Timeout_Seconds="13", Max_Retries="0")
+    assert result.status == "Success", result.message
+    assert slow.hits == 1

@@ -1,12 +1,20 @@
-"""Azure OpenAI Batch Job end to end against the emulator's batch lifecycle (spec §4)."""
+"""Azure OpenAI Batch Job end to end against the emulator's batch lifecycle (spec §4).
+
+The platforms speak the v1 API (the default), whose batch lines use the `/v1` url form; the
+dated API's batches, and the RunIds 0.1.0 issued for them, have their own section.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime
 
 import pluggy
 import pytest
+import trustme
 
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
@@ -17,7 +25,7 @@ from ..conftest import job, sp_platform
 OUTPUT_KEYS = {"output_file_id", "error_file_id", "request_counts_total", "request_counts_completed", "request_counts_failed"}
 
 
-def jsonl(n: int, *, model: str = "gpt-4o-batch", url: str = "/chat/completions", bad_lines: tuple[int, ...] = ()) -> str:
+def jsonl(n: int, *, model: str = "gpt-4o-batch", url: str = "/v1/chat/completions", bad_lines: tuple[int, ...] = ()) -> str:
     lines = []
     for i in range(n):
         prompt = "EMULATOR_BLOCK" if i in bad_lines else f"Question {i}?"
@@ -86,11 +94,13 @@ def test_suffix_never_reaches_a_request_path(pm: pluggy.PluginManager, emu: Emul
     pm.hook.cancel(platform=platform, job=batch_job(), run_id=submitted.run_id)
     paths = [r.path + json.dumps(r.query) for r in emu.requests]
     assert paths and not any("::batch" in p or "%3A%3Abatch" in p for p in paths)
+    data_plane = [r for r in emu.requests if r.kind.startswith(("batches.", "files."))]
+    assert all(r.path.startswith("/openai/v1/") and "api-version" not in r.query for r in data_plane)
     created = [json.loads(r.body) for r in emu.requests if r.kind == "batches.create"]
     assert created == [
         {
             "input_file_id": created[0]["input_file_id"],
-            "endpoint": "/chat/completions",
+            "endpoint": "/v1/chat/completions",  # the job attribute says /chat/completions: the v1 form goes
             "completion_window": "24h",
             "metadata": {"polysync_run_key": "run-1"},
         }
@@ -116,7 +126,12 @@ def test_embeddings_batch_endpoint(pm: pluggy.PluginManager, emu: Emulator) -> N
     platform = sp_platform(emu)
     lines = "\n".join(
         json.dumps(
-            {"custom_id": f"e{i}", "method": "POST", "url": "/embeddings", "body": {"model": "embed-small", "input": f"text {i}"}}
+            {
+                "custom_id": f"e{i}",
+                "method": "POST",
+                "url": "/v1/embeddings",
+                "body": {"model": "embed-small", "input": f"text {i}"},
+            }
         )
         for i in range(3)
     )
@@ -135,7 +150,7 @@ def test_failed_validation_is_failed_with_the_line(pm: pluggy.PluginManager, emu
             {
                 "custom_id": "task-0",
                 "method": "POST",
-                "url": "/chat/completions",
+                "url": "/v1/chat/completions",
                 "body": {"model": "gpt-4o-batch", "messages": []},
             }
         )
@@ -260,3 +275,155 @@ def test_deployment_name_override_is_used_for_the_failed_run_id(pm: pluggy.Plugi
         run_key="k",
     )
     assert result.run_id == "other-dep#batch#Failed"
+
+
+# The dated API (0.1.0's surface) and the RunIds 0.1.0 issued.
+DATED = "2024-10-21"
+
+
+def test_a_dated_batch_with_dated_lines_runs_on_the_dated_paths(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version=DATED)
+    submitted = submit(pm, platform, emu.add_file(jsonl(3, url="/chat/completions")))
+    assert submitted.status == "Running"
+    emu.advance(3600)
+    done = status(pm, platform, submitted.run_id)
+    assert done.status == "Success" and done.outputs["request_counts_completed"] == 3
+    data_plane = [r for r in emu.requests if r.kind.startswith(("batches.", "files."))]
+    assert data_plane and all(r.path.startswith(("/openai/batches", "/openai/files")) for r in data_plane)
+    assert all(r.query.get("api-version") == DATED for r in data_plane)
+    [created] = [json.loads(r.body) for r in emu.requests if r.kind == "batches.create"]
+    assert created["endpoint"] == "/chat/completions"
+
+
+def test_a_v1_batch_endpoint_attribute_on_a_dated_platform_is_sent_in_the_dated_form(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version=DATED)
+    submitted = submit(
+        pm, platform, emu.add_file(jsonl(1, url="/chat/completions")), OpenAI_Batch_Endpoint="/v1/chat/completions"
+    )
+    assert submitted.status == "Running"
+    assert emu.batch(submitted.run_id)["endpoint"] == "/chat/completions"
+
+
+def test_a_batch_0_1_0_created_still_polls_and_cancels_on_a_v1_platform(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # 0.1.0 created it on the dated API; the platform has since moved to the new default, v1.
+    old = submit(pm, sp_platform(emu, OpenAI_API_Version=DATED), emu.add_file(jsonl(300, url="/chat/completions")))
+    emu.clear_requests()
+    v1_platform = sp_platform(emu, OpenAI_API_Version=None)
+    emu.advance(2)
+    running = status(pm, v1_platform, old.run_id)
+    assert running.status == "Running" and "in_progress" in running.message
+    cancelling = pm.hook.cancel(platform=v1_platform, job=batch_job(), run_id=old.run_id)
+    assert cancelling.status == "Running"
+    emu.advance(60)
+    assert status(pm, v1_platform, old.run_id).status == "Cancelled"
+    assert {r.path.split(old.run_id)[0] for r in emu.requests if r.kind.startswith("batches.")} == {"/openai/v1/batches/"}
+    failed_run_id = "gpt-4o-batch#batch#Failed"  # 0.1.0's RunId of a submit that created nothing
+    assert status(pm, v1_platform, failed_run_id).status == "Failed"
+
+
+def test_dated_lines_on_a_v1_platform_fail_with_the_url_to_use(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, emu.add_file(jsonl(2, url="/chat/completions")))
+    emu.advance(3600)
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Failed" and "url_mismatch" in result.message
+    assert "Fix: every input line's url must be the batch endpoint '/v1/chat/completions'" in result.message
+
+
+def test_a_400_on_create_is_a_failed_run_with_azures_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # "48h" has the shape the plugin accepts; only Azure knows it serves 24h alone.
+    platform = sp_platform(emu)
+    result = submit(pm, platform, emu.add_file(jsonl(2)), OpenAI_Completion_Window="48h")
+    assert result.status == "Failed"
+    assert result.run_id == "gpt-4o-batch#batch#Failed"
+    assert "HTTP 400" in result.message and "invalidPayload" in result.message
+    assert "The completion window '48h' is not supported" in result.message
+    assert result.ended_at is not None
+    # A 400 means nothing was created: neither sent again nor looked up afterwards.
+    kinds = [r.kind for r in emu.requests]
+    assert kinds.count("batches.create") == 1 and kinds[-1] == "batches.create"
+    assert emu.batches == []
+    assert status(pm, platform, result.run_id).status == "Failed"
+
+
+# -- the run_key look-up looks back 48 hours ------------------------------------------------------
+
+HOUR = 3600
+
+
+@pytest.fixture
+def history(ca: trustme.CA) -> Iterator[Emulator]:
+    """An emulator whose clock starts 49 hours ago: what a test creates first is that old."""
+    with Emulator(ca=ca, clock_start=time.time() - 49 * HOUR) as emulator:
+        yield emulator
+
+
+def creates(emu: Emulator) -> int:
+    return [r.kind for r in emu.requests].count("batches.create")
+
+
+def test_a_resubmit_49_hours_later_starts_a_new_batch(pm: pluggy.PluginManager, history: Emulator) -> None:
+    platform = sp_platform(history)
+    file_id = history.add_file(jsonl(2))
+    old = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    history.advance(HOUR / 2)
+    submit(pm, platform, file_id, run_key="another-run")  # 48.5 h old by the re-submit: past the window
+    history.advance(48 * HOUR)  # the emulator's clock back at real time
+    again = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    assert again.status == "Running" and again.run_id != old.run_id
+    assert creates(history) == 3
+
+
+def test_a_lone_batch_49_hours_old_is_not_reattached(pm: pluggy.PluginManager, history: Emulator) -> None:
+    platform = sp_platform(history)
+    file_id = history.add_file(jsonl(2))
+    old = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    history.advance(49 * HOUR)
+    again = submit(pm, platform, file_id, run_key="run-of-two-days-ago")
+    assert again.run_id != old.run_id
+    assert creates(history) == 2
+
+
+def test_a_resubmit_47_hours_later_finds_its_batch(pm: pluggy.PluginManager, history: Emulator) -> None:
+    platform = sp_platform(history)
+    file_id = history.add_file(jsonl(2))
+    history.advance(2 * HOUR)
+    first = submit(pm, platform, file_id, run_key="run-of-yesterday")
+    history.advance(HOUR / 2)
+    submit(pm, platform, file_id, run_key="another-run")
+    history.advance(47 * HOUR)
+    again = submit(pm, platform, file_id, run_key="run-of-yesterday")
+    assert again.run_id == first.run_id
+    assert creates(history) == 2
+
+
+# -- an input file still pending -----------------------------------------------------------------
+
+
+def test_submit_waits_for_a_pending_input_file_before_creating(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.file_processing_seconds = 60
+    file_id = emu.add_file(jsonl(2))
+    assert emu.file(file_id)["status"] == "pending"
+    seen_pending = threading.Event()
+
+    def process_after_the_first_read() -> None:
+        # Azure finishes processing while the plugin waits: its first read saw "pending".
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(r.kind == "files.get" for r in emu.requests):
+                seen_pending.set()
+                emu.advance(60)
+                return
+            time.sleep(0.01)
+
+    worker = threading.Thread(target=process_after_the_first_read)
+    worker.start()
+    result = submit(pm, sp_platform(emu), file_id)
+    worker.join()
+    assert seen_pending.is_set()
+    assert result.status == "Running", result.message
+    kinds = [r.kind for r in emu.requests if r.kind in ("files.get", "batches.create")]
+    assert kinds.count("files.get") >= 2 and kinds[-1] == "batches.create" and kinds.count("batches.create") == 1
+    assert emu.batch(result.run_id)["input_file_id"] == file_id

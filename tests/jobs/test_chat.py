@@ -1,4 +1,9 @@
-"""Azure OpenAI Chat Completion end to end against the emulator (spec §2, §5, §6)."""
+"""Azure OpenAI Chat Completion end to end against the emulator (spec §2, §5, §6; second-release §B, §C).
+
+The platforms speak the v1 API (the default): the body names the deployment in `model`. The
+dated API's paths are tested explicitly; reasoning controls and structured output in
+test_chat_reasoning_and_json.py.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,24 @@ import json
 import pluggy
 import pytest
 
-from polysync_azure_openai.emulator import Deployment, Emulator
-from polysync_azure_openai.emulator.cli import platform_attributes
+from polysync_azure_openai.emulator import Deployment, Emulator, faults
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import CHAT
 
 from ..conftest import api_key_platform, job, sp_platform
+
+ALL_OUTPUTS = {
+    "response",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "finish_reason",
+    "response_json",
+    "model",
+    "cached_tokens",
+    "reasoning_tokens",
+}
+DATED = "2024-10-21"
 
 
 def chat_bodies(emu: Emulator) -> list[dict]:
@@ -27,6 +44,7 @@ def test_chat_run_sends_the_specified_body_and_fills_outputs(pm: pluggy.PluginMa
     assert result.run_id == "gpt-4o#sync#Success"
     assert chat_bodies(emu) == [
         {
+            "model": "gpt-4o",
             "messages": [
                 {"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "Name a prime number."},
@@ -36,14 +54,16 @@ def test_chat_run_sends_the_specified_body_and_fills_outputs(pm: pluggy.PluginMa
         }
     ]
     request = next(r for r in emu.requests if r.kind == "chat")
-    assert request.path == "/openai/deployments/gpt-4o/chat/completions"
-    assert request.query == {"api-version": platform_attributes(emu)["OpenAI API Version"]}
+    assert request.path == "/openai/v1/chat/completions"
+    assert request.query == {}
     assert request.headers["authorization"].startswith("Bearer ")
     assert request.headers["user-agent"].startswith("polysync-azure-openai/0.1.0")
     assert len(request.headers["x-ms-client-request-id"]) == 36
     out = result.outputs
-    assert set(out) == {"response", "prompt_tokens", "completion_tokens", "total_tokens", "finish_reason"}
+    assert set(out) == ALL_OUTPUTS
     assert isinstance(out["response"], str) and out["response"]
+    assert out["model"] == "gpt-4o-2024-08-06"  # the model Azure reports, not the deployment
+    assert (out["response_json"], out["cached_tokens"], out["reasoning_tokens"]) == (None, 0, 0)
     assert out["finish_reason"] == "stop"
     assert out["total_tokens"] == out["prompt_tokens"] + out["completion_tokens"] > 0
     assert result.started_at is not None and result.ended_at is not None
@@ -60,8 +80,11 @@ def test_system_prompt_parameter_wins_and_unset_options_are_left_out(pm: pluggy.
     )
     pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
     first, second = chat_bodies(emu)
-    assert first == {"messages": [{"role": "system", "content": "from parameter"}, {"role": "user", "content": "hi"}]}
-    assert second == {"messages": [{"role": "user", "content": "hi"}]}  # no system message at all
+    assert first == {
+        "model": "gpt-4o",
+        "messages": [{"role": "system", "content": "from parameter"}, {"role": "user", "content": "hi"}],
+    }
+    assert second == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}  # no system message at all
 
 
 def test_deployment_name_attribute_overrides_external_id(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -72,7 +95,7 @@ def test_deployment_name_attribute_overrides_external_id(pm: pluggy.PluginManage
         run_key="k",
     )
     assert result.status == "Success" and result.run_id == "gpt-4o#sync#Success"
-    assert [r.path for r in emu.requests if r.kind == "chat"] == ["/openai/deployments/gpt-4o/chat/completions"]
+    assert [body["model"] for body in chat_bodies(emu)] == ["gpt-4o"]
 
 
 def test_get_status_cancel_and_monitor_url_make_no_request(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -158,7 +181,9 @@ def test_reasoning_model_gets_max_completion_tokens_from_model_name(pm: pluggy.P
         run_key="k",
     )
     assert result.status == "Success"
-    assert chat_bodies(emu) == [{"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 100}]
+    assert chat_bodies(emu) == [
+        {"model": "o3-mini", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 100}
+    ]
 
 
 def test_reasoning_model_without_model_name_is_resent_once(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -170,15 +195,15 @@ def test_reasoning_model_without_model_name_is_resent_once(pm: pluggy.PluginMana
     )
     assert result.status == "Success"
     bodies = chat_bodies(emu)
-    assert [sorted(b) for b in bodies] == [["max_tokens", "messages"], ["max_completion_tokens", "messages"]]
+    assert [sorted(b) for b in bodies] == [["max_tokens", "messages", "model"], ["max_completion_tokens", "messages", "model"]]
 
 
-@pytest.mark.parametrize("api_version", ["2024-10-21", "2024-10-01-preview", None], ids=["ga", "preview", "default"])
+@pytest.mark.parametrize("api_version", ["2024-10-21", "2024-10-01-preview"], ids=["ga", "preview"])
 def test_reasoning_model_on_an_older_api_version_is_refused_before_any_call(
-    pm: pluggy.PluginManager, emu: Emulator, api_version: str | None
+    pm: pluggy.PluginManager, emu: Emulator, api_version: str
 ) -> None:
     # 0.1.0 sent it, and Azure answers 400 "Model o3-mini is enabled only for api versions
-    # 2024-12-01-preview and later" -- on the default api-version, to every o-series job.
+    # 2024-12-01-preview and later" -- on 0.1.0's default api-version, to every o-series job.
     with pytest.raises(ConfigurationError) as info:
         pm.hook.submit(
             platform=sp_platform(emu, OpenAI_API_Version=api_version),
@@ -187,12 +212,12 @@ def test_reasoning_model_on_an_older_api_version_is_refused_before_any_call(
             run_key="k",
         )
     message = str(info.value)
-    assert "'OpenAI API Version'" in message and "2024-12-01-preview or later" in message
-    assert f"'{api_version or '2024-10-21'}'" in message
+    assert "'OpenAI API Version'" in message and "to v1 (or blank) or to 2024-12-01-preview or later" in message
+    assert f"'{api_version}'" in message
     assert emu.requests == []
 
 
-@pytest.mark.parametrize("api_version", ["2024-12-01-preview", "2025-04-01-preview"])
+@pytest.mark.parametrize("api_version", ["2024-12-01-preview", "2025-04-01-preview", "v1", None])
 def test_reasoning_model_from_2024_12_01_preview_on_is_served(pm: pluggy.PluginManager, emu: Emulator, api_version: str) -> None:
     result = pm.hook.submit(
         platform=sp_platform(emu, OpenAI_API_Version=api_version),
@@ -265,3 +290,128 @@ def test_new_deployments_on_an_imported_platform(pm: pluggy.PluginManager, emu: 
     emu.set_deployments([Deployment(name="mini", model="gpt-4o-mini")])
     result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "mini"), parameters={"user_prompt": "hi"}, run_key="k")
     assert result.status == "Success"
+
+
+# The API surface (second-release §B).
+def test_a_dated_api_version_keeps_the_0_1_0_paths(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=sp_platform(emu, OpenAI_API_Version=DATED),
+        job=job(CHAT, "gpt-4o"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success"
+    [request] = [r for r in emu.requests if r.kind == "chat"]
+    assert (request.path, request.query) == ("/openai/deployments/gpt-4o/chat/completions", {"api-version": DATED})
+    assert json.loads(request.body) == {"messages": [{"role": "user", "content": "hi"}]}  # no model
+
+
+@pytest.mark.parametrize("api_version", [None, "", "v1", "V1"], ids=["missing", "blank", "v1", "V1"])
+def test_blank_or_v1_means_the_v1_api(pm: pluggy.PluginManager, emu: Emulator, api_version: str | None) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version=api_version)
+    result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Success"
+    assert [(r.path, r.query) for r in emu.requests if r.kind == "chat"] == [("/openai/v1/chat/completions", {})]
+
+
+def test_an_api_key_platform_speaks_v1_with_the_api_key_header(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(
+        platform=api_key_platform(emu),
+        job=job(CHAT, "o3-mini", Model_Name="o3-mini"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    request = next(r for r in emu.requests if r.kind == "chat")
+    assert request.path == "/openai/v1/chat/completions" and request.headers["api-key"] == emu.api_key
+
+
+def test_a_404_on_a_v1_path_gets_the_dated_version_advice(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # A gateway (or an endpoint) that does not route /openai/v1 answers a plain 404.
+    emu.inject(faults.Status(404), kind="chat")
+    result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Failed" and "HTTP 404" in result.message
+    assert "Fix: this endpoint or gateway may not offer the v1 API: set a dated OpenAI API Version" in result.message
+
+
+def test_deployment_not_found_on_v1_keeps_the_deployment_advice(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "nope"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert "DeploymentNotFound" in result.message and "re-run Import Jobs" in result.message
+    assert "v1 API" not in result.message
+
+
+def test_a_plain_404_on_a_dated_path_gets_no_v1_advice(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.inject(faults.Status(404), kind="chat")
+    platform = sp_platform(emu, OpenAI_API_Version=DATED)
+    result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert "check 'OpenAI API Version'" in result.message and "v1 API" not in result.message
+
+
+# Foundry models (second-release §F).
+def test_a_foundry_model_runs_on_v1(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    foundry = job(CHAT, "DeepSeek-R1", Model_Name="DeepSeek-R1", Model_Format="DeepSeek", OpenAI_Max_Tokens="64")
+    result = pm.hook.submit(platform=sp_platform(emu), job=foundry, parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Success", result.message
+    assert result.outputs["model"] == "DeepSeek-R1"
+    assert chat_bodies(emu) == [{"model": "DeepSeek-R1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}]
+
+
+def test_a_foundry_model_on_a_dated_version_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    foundry = job(CHAT, "DeepSeek-R1", Model_Name="DeepSeek-R1", Model_Format="DeepSeek")
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu, OpenAI_API_Version="2025-04-01-preview"),
+            job=foundry,
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    message = str(info.value)
+    assert "'Model Format'" in message and "'DeepSeek'" in message and "only on the v1 API" in message
+    assert "Set the platform's 'OpenAI API Version' to v1" in message
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize("value", ["0", "0.0"])
+def test_temperature_zero_is_sent(pm: pluggy.PluginManager, emu: Emulator, value: str) -> None:
+    # 0 is the most deterministic setting, not "unset": leaving it out would sample at Azure's default 1.
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "gpt-4o", OpenAI_Temperature=value),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    assert chat_bodies(emu) == [{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}]
+
+
+REASONING_MODELS = ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "GPT-5"]
+CHAT_MODELS = ["gpt-5-chat", "gpt-4o", "gpt-4.1-mini"]
+
+
+@pytest.mark.parametrize("model", REASONING_MODELS + CHAT_MODELS)
+def test_the_token_limit_field_follows_the_model_name(pm: pluggy.PluginManager, emu: Emulator, model: str) -> None:
+    emu.set_deployments([Deployment("dep", model, model_version="2025-08-07")])
+    result = pm.hook.submit(
+        platform=sp_platform(emu),
+        job=job(CHAT, "dep", Model_Name=model, OpenAI_Max_Tokens="2000"),
+        parameters={"user_prompt": "hi"},
+        run_key="k",
+    )
+    assert result.status == "Success", result.message
+    field = "max_completion_tokens" if model in REASONING_MODELS else "max_tokens"
+    # One request: a wrong guess would still succeed, after a 400 and a resend.
+    assert chat_bodies(emu) == [{"model": "dep", "messages": [{"role": "user", "content": "hi"}], field: 2000}]
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-5-mini"])
+def test_temperature_on_gpt_5_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator, model: str) -> None:
+    emu.set_deployments([Deployment("dep", model, model_version="2025-08-07")])
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu),
+            job=job(CHAT, "dep", Model_Name=model, OpenAI_Temperature="0"),
+            parameters={"user_prompt": "hi"},
+            run_key="k",
+        )
+    assert "'OpenAI Temperature'" in str(info.value) and "reasoning model" in str(info.value)
+    assert emu.requests == []
