@@ -184,10 +184,25 @@ class Lane:
         with self._lock:
             now = self._clock()
             if not self._waiting:
+                if self._open(now, tokens):
+                    # The common case, spelt out: every call pays for it, limited or not.
+                    self._in_flight += 1
+                    self._in_flight_tokens += tokens
+                    self.stats.admitted += 1
+                    return Admission(self._epoch, tokens, now, False, 0.0)
                 when, probe = self._next(now, tokens, 1)
                 if when is not None and when <= now:
                     return self._admit(now, tokens, probe, 0.0)
             return self._wait(ticket, tokens, now, now + max(0.0, may_wait))
+
+    def _open(self, now: float, tokens: int) -> bool:
+        """No pause, no reset to check, and a budget (if any) that covers one more call."""
+        if now < self._paused_until or self._stale or self._reset is not None:
+            return False
+        requests, tokens_floor = self._requests_floor, self._tokens_floor
+        return (requests is None or requests > self._in_flight) and (
+            tokens_floor is None or tokens_floor - self._in_flight_tokens >= tokens
+        )
 
     def leave(
         self, admission: Admission, status: int | None, headers: Mapping[str, str] | None, throttle: Throttle | None = None
@@ -208,7 +223,8 @@ class Lane:
             informative = status is not None and status != 429 and status < 500 and (status < 300 or left is not None)
             if informative and admission.epoch == self._epoch:
                 self._learn_budget(left, admission)
-            self._wake_head()
+            if self._waiting:
+                self._waiting[0].wake.notify()
         if started and throttle is not None:
             self._log_pause(throttle)
 
