@@ -31,7 +31,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 import attrs
@@ -112,11 +112,10 @@ class Admission(NamedTuple):
 
 @attrs.frozen
 class Refusal:
-    """A call the quota would hold past its budget: why, the 429 behind it, how long it was held."""
+    """A call the quota would hold past its budget: why, and the 429 behind it."""
 
     reason: str
     throttle: Throttle | None
-    held: float
 
 
 @attrs.define
@@ -146,11 +145,10 @@ class _Waiter:
 class Lane:
     """The calls to one deployment: a pause, a budget and a queue, oldest call first."""
 
-    def __init__(self, deployment: str, base: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.deployment = deployment
+    def __init__(self, deployment: str, base: str) -> None:
         self.name = f"deployment '{deployment}' at {base}"
         self.stats = LaneStats()
-        self._clock = clock
+        self._clock = time.monotonic
         self._lock = threading.Lock()
         self._tickets = itertools.count()
         self._waiting: list[_Waiter] = []
@@ -362,7 +360,7 @@ class Lane:
             )
         else:
             reason = f"not sent: held {human(held)} for the quota of {self.name}, as long as this run may wait"
-        return Refusal(reason, throttle, held)
+        return Refusal(reason, throttle)
 
     def _wake_head(self) -> None:
         if self._waiting:
