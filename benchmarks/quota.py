@@ -46,7 +46,7 @@ UNLIMITED_THREADS, UNLIMITED_CALLS, UNLIMITED_ROUNDS = 64, 10, 3
 
 def cost() -> int:
     """Azure's estimate of one benchmark call, as the plugin and the emulator both compute it."""
-    from polysync_azure_openai.http.pacer import estimated_tokens
+    from polysync_azure_openai.http.quota import estimated_tokens
 
     return estimated_tokens(c.CHAT_BODY)
 

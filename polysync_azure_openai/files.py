@@ -1,8 +1,10 @@
 """Batch input and output files on the resource: upload, wait until processed, download.
 
 The calls of wire-samples.md §6, through the shared data-plane client (auth, retries, error
-mapping). A download streams to a temporary file next to the target and is renamed into place
-only when complete, so a failed download never leaves a partial file behind.
+mapping). An upload creates something, so it is never sent again blindly (second-release §A):
+when its answer is lost it is looked up by file name first. A download streams to a temporary
+file next to the target and is renamed into place only when complete, so a failed download
+never leaves a partial file behind.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import attrs
 import requests
 
 from .errors import ConfigurationError, ErrorDetail, TransportError
-from .http import RetryMode, data_plane, read_json, response_request_id
+from .http import RetryMode, create_or_find, data_plane, read_json, response_request_id
 from .ids import FILE_ID
 from .platform import PlatformConfig
 
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES: Final = 1024 * 1024
 #: File states Azure reports while it is still processing an upload.
 PROCESSING: Final = frozenset({"uploaded", "pending", "running"})
+#: File states of a file that is going away: never reused.
+GONE: Final = frozenset({"deleted", "deleting"})
+#: An upload looked up after a lost answer is one created no earlier than this before it was
+#: sent: the operator's clock and Azure's may disagree by this much.
+CLOCK_SKEW_SECONDS: Final = 600.0
 
 
 @attrs.frozen
@@ -92,14 +99,15 @@ class MultipartStream(io.RawIOBase):
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
-        self.file_size = os.fstat(handle.fileno()).st_size
+        self._origin = handle.tell()
+        self.file_size = handle.seek(0, io.SEEK_END) - self._origin
+        handle.seek(self._origin)
         self._parts: list[tuple[int, BinaryIO]] = [
             (len(head), io.BytesIO(head)),
             (self.file_size, handle),
             (len(tail), io.BytesIO(tail)),
         ]
         self._length = len(head) + self.file_size + len(tail)
-        self._origin = handle.tell()
         self._position = 0
 
     def __len__(self) -> int:
@@ -145,33 +153,95 @@ class FilesApi:
         self.params = config.surface.params
 
     def upload(self, path: Path, purpose: str = "batch") -> FileInfo:
-        """POST the file as ``multipart/form-data`` (fields ``purpose`` and ``file``), streamed."""
+        """POST the file as ``multipart/form-data`` (fields ``purpose`` and ``file``), streamed.
+
+        After a lost answer the upload is the newest file of the same name and size created
+        since shortly before it was sent; only when there is none is it sent again.
+        """
         try:
             handle = path.open("rb")
         except OSError as exc:
             raise ConfigurationError(f"File {path} cannot be read ({exc.strerror}). Check the path.") from None
-        with handle, MultipartStream(handle, path.name, purpose) as body:
-            response = self.client.send(
-                "POST",
-                self.surface.path("files"),
-                params=self.params,
-                body=body,
-                headers={"Content-Type": body.content_type},
-                mode=RetryMode.POST,
-            )
-            size = body.file_size
-        info = FileInfo.from_json(read_json(response, f"Uploading {path.name}"))
-        if not FILE_ID.fullmatch(info.id):
-            raise TransportError(
-                ErrorDetail(
-                    response.status_code,
-                    "UnexpectedResponse",
-                    f"the upload answer carries no usable file id ({info.id[:80]!r})",
-                    response_request_id(response),
+        sent_at = time.time()
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+
+            def find() -> FileInfo | None:
+                return self.find_named(path.name, purpose, size=size, not_before=sent_at - CLOCK_SKEW_SECONDS)
+
+            return self.upload_as(handle, path.name, purpose, find)
+
+    def upload_as(
+        self, handle: BinaryIO, filename: str, purpose: str, find: Callable[[], FileInfo | None] | None = None
+    ) -> FileInfo:
+        """Upload an open file under ``filename``; after a lost answer, ``find`` (default: that name) looks first."""
+
+        def send(retries: int) -> requests.Response:
+            handle.seek(origin)
+            with MultipartStream(handle, filename, purpose) as body:
+                return self.client.send(
+                    "POST",
+                    self.surface.path("files"),
+                    params=self.params,
+                    body=body,
+                    headers={"Content-Type": body.content_type},
+                    mode=RetryMode.CREATE,
+                    max_retries=retries,
                 )
-            )
-        log.info("Uploaded %s (%d bytes) as %s, status %s", path.name, size, info.id, info.status)
+
+        def read(response: requests.Response) -> FileInfo:
+            info = FileInfo.from_json(read_json(response, f"Uploading {filename}"))
+            if not FILE_ID.fullmatch(info.id):
+                raise TransportError(
+                    ErrorDetail(
+                        response.status_code,
+                        "UnexpectedResponse",
+                        f"the upload answer carries no usable file id ({info.id[:80]!r})",
+                        response_request_id(response),
+                    )
+                )
+            return info
+
+        origin = handle.tell()
+        info = create_or_find(
+            send,
+            read,
+            find or (lambda: self.find_named(filename, purpose)),
+            max_retries=self.config.max_retries,
+            what=f"Uploading {filename}",
+            hint=f"Look for a file named {filename!r} on the resource before uploading it again.",
+        )
+        log.info("Uploaded %s as %s, status %s", filename, info.id, info.status)
         return info
+
+    def listing(self, purpose: str | None = "batch") -> list[FileInfo]:
+        """Every file of ``purpose`` on the resource, following ``has_more`` pages where Azure pages.
+
+        Azure's list filters by purpose only, so a file is found by name in this listing.
+        """
+        files: list[FileInfo] = []
+        params = dict(self.params)
+        if purpose is not None:
+            params["purpose"] = purpose
+        seen: set[str] = set()
+        while True:
+            response = self.client.send("GET", self.surface.path("files"), params=params, mode=RetryMode.READ)
+            page = read_json(response, "Listing files")
+            items = [FileInfo.from_json(i) for i in page.get("data") or [] if isinstance(i, dict)]
+            fresh = [i for i in items if FILE_ID.fullmatch(i.id) and i.id not in seen]
+            seen.update(i.id for i in fresh)
+            files.extend(fresh)
+            last = page.get("last_id") or (items[-1].id if items else None)
+            # A page that adds nothing new ends the walk, whatever has_more says.
+            if page.get("has_more") is not True or not fresh or not isinstance(last, str) or not FILE_ID.fullmatch(last):
+                return files
+            params["after"] = last
+
+    def find_named(
+        self, filename: str, purpose: str = "batch", *, size: int | None = None, not_before: float | None = None
+    ) -> FileInfo | None:
+        """The newest file named ``filename`` (of ``size`` bytes, created since ``not_before``), if any."""
+        return newest_named(self.listing(purpose), filename, size=size, not_before=not_before)
 
     def get(self, file_id: str) -> FileInfo:
         check_file_id(file_id)
@@ -248,6 +318,22 @@ class FilesApi:
             raise
         log.info("Downloaded %s (%d bytes) to %s", file_id, written, target)
         return target, written
+
+
+def newest_named(
+    files: list[FileInfo], filename: str, *, size: int | None = None, not_before: float | None = None
+) -> FileInfo | None:
+    """The newest usable file of ``files`` named ``filename`` (and of ``size`` bytes, created since ``not_before``)."""
+    best: FileInfo | None = None
+    for info in files:
+        if info.filename != filename or info.status in GONE or (size is not None and info.bytes != size):
+            continue
+        created = info.created_at.timestamp() if info.created_at is not None else None
+        if not_before is not None and (created is None or created < not_before):
+            continue
+        if best is None or (created or 0) > (best.created_at.timestamp() if best.created_at else 0):
+            best = info
+    return best
 
 
 def _remove(path: str) -> None:

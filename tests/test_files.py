@@ -105,7 +105,8 @@ def test_upload_streams_from_disk_and_a_retry_resends_every_byte(tmp_path: Path,
     content = (LINE.encode() + b"\n") * (20 * 1024 * 1024 // (len(LINE) + 1))
     source = tmp_path / "big.jsonl"
     source.write_bytes(content)
-    first = emu.inject(Status(503, headers={"retry-after-ms": "5"}), kind="files.upload")
+    # A 429 says nothing was stored: the upload is sent again, whole (a 5xx would mean "look first").
+    first = emu.inject(Status(429, headers={"retry-after-ms": "5"}), kind="files.upload")
     files = FilesApi(PlatformConfig.from_host(sp_platform(emu)))
     tracemalloc.start()
     try:
@@ -116,3 +117,14 @@ def test_upload_streams_from_disk_and_a_retry_resends_every_byte(tmp_path: Path,
     assert first.hits == 1  # the first attempt failed, the second carried the whole file again
     assert hashlib.sha256(emu.file_content(info.id)).digest() == hashlib.sha256(content).digest()
     assert peak < 6 * 1024 * 1024  # 20 MB went out without being held in memory
+
+
+def test_a_lost_upload_answer_is_looked_up_by_name_not_sent_again(tmp_path: Path, emu: Emulator) -> None:
+    source = tmp_path / "requests.jsonl"
+    source.write_text(LINE + "\n")
+    emu.lose_next_upload()
+    info = api(emu).upload(source)
+    uploads = [r for r in emu.requests if r.kind == "files.upload"]
+    assert len(uploads) == 1  # stored once; the lost answer was found by the file's name
+    assert emu.file(info.id)["filename"] == "requests.jsonl"
+    assert [f.id for f in api(emu).listing() if f.filename == "requests.jsonl"] == [info.id]

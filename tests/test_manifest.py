@@ -77,6 +77,14 @@ SPEC_JOB_ATTRIBUTES = {
         "OpenAI Input File ID": "",
         "OpenAI Batch Endpoint": "/chat/completions",
         "OpenAI Completion Window": "24h",
+        # second-release §G: the chat attributes are defaults of the items of `requests`.
+        "OpenAI System Prompt": "",
+        "OpenAI Max Tokens": "",
+        "OpenAI Temperature": "",
+        "OpenAI Reasoning Effort": "",
+        "OpenAI Response Format": "",
+        "OpenAI Max Requests Per Batch": "",
+        "OpenAI Max Results MB": "16",
     },
 }
 SPEC_PARAMETERS = {
@@ -111,6 +119,18 @@ SPEC_PARAMETERS = {
         "request_counts_total": ("Output", "Int", False),
         "request_counts_completed": ("Output", "Int", False),
         "request_counts_failed": ("Output", "Int", False),
+        # second-release §G
+        "requests": ("Input", "JSON", False),
+        "results": ("Output", "JSON", False),
+        "succeeded_count": ("Output", "Int", False),
+        "failed_count": ("Output", "Int", False),
+        "content_filtered_count": ("Output", "Int", False),
+        "missing_count": ("Output", "Int", False),
+        "prompt_tokens": ("Output", "Int", False),
+        "completion_tokens": ("Output", "Int", False),
+        "total_tokens": ("Output", "Int", False),
+        "output_file_ids": ("Output", "JSON", False),
+        "error_file_ids": ("Output", "JSON", False),
     },
 }
 

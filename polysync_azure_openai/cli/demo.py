@@ -135,6 +135,7 @@ def _run_demo() -> None:
         sizes = ", ".join(str(len(vector)) for vector in result.outputs["embeddings"])
         print(f"inputs       {len(texts)} texts in one call, OpenAI Dimensions 256: vectors of {sizes} numbers, in input order")
         _demo_batch(emu, pm, platform, by_type[BATCH])
+        _demo_rows(emu, pm, platform, by_type[BATCH])
         print(f"\ntoken requests to Entra ID: {emu.token_requests()} (one per scope, reused across runs)")
         _demo_identities(emu, pm)
 
@@ -260,3 +261,52 @@ def _demo_batch(emu: Emulator, pm: pluggy.PluginManager, platform: Platform, bat
         for custom_id in sorted(answers)[:3]:
             print(f"  {custom_id:<12} {answers[custom_id]}")
         print(f"monitor      {pm.hook.monitor_url(platform=platform, job=job, run_id=result.run_id)}")
+
+
+#: The rows demo: 1,000 prompts, 300 a shard, and a quota that holds three shards' prompt tokens.
+ROWS: Final = 1000
+ROWS_PER_SHARD: Final = 300
+
+
+def _demo_rows(emu: Emulator, pm: pluggy.PluginManager, platform: Platform, batch_jobs: Sequence[ImportedJob]) -> None:
+    """Rows in, rows out: 1,000 prompts as ``requests`` in one run, four shards, one held back by the quota."""
+    from .host import Job
+
+    _step("Batch from rows (the requests parameter)")
+    imported = next(j for j in batch_jobs if j.external_id == "gpt-4o-batch::batch")
+    deployment = imported.attributes["Deployment Name"]
+    prompts = [f"Question {index}: name a prime number above {index}." for index in range(ROWS)]
+    system_prompt = "Answer in a few words."
+    # The emulator counts a prompt token per word, the system prompt's included.
+    words = len(prompts[-1].split()) + len(system_prompt.split())
+    # Room for three shards' prompt tokens: the fourth is refused until one of them has finished.
+    emu.set_batch_token_quota(deployment, 3 * ROWS_PER_SHARD * words)
+    emu.batch_timing.requests_per_second = 100.0
+    job = Job.from_imported(
+        imported, **{"OpenAI Max Requests Per Batch": str(ROWS_PER_SHARD), "OpenAI System Prompt": system_prompt}
+    )
+    result = pm.hook.submit(platform=platform, job=job, parameters={"requests": prompts}, run_key="demo-rows-1")
+    _expect(result, "Running", "rows submit")
+    print(f"requests     {ROWS:,} prompts, at most {ROWS_PER_SHARD} a shard; enqueued-token quota {3 * ROWS_PER_SHARD * words:,}")
+    print(f"RunId        {result.run_id}")
+    result = wait_for_run(Target(platform, pm, "demo", emu), job, result, 1.0, stream=sys.stdout)
+    _expect(result, "Success", "rows get_status")
+    attempts: dict[str, int] = {}
+    for batch_id in emu.batches:
+        metadata = emu.batch(batch_id).get("metadata") or {}
+        if metadata.get("polysync_run_key") == "demo-rows-1":
+            attempts[metadata["polysync_shard"]] = attempts.get(metadata["polysync_shard"], 0) + 1
+    for shard, count in sorted(attempts.items()):
+        note = f", refused {count - 1} time(s) for quota first" if count > 1 else ""
+        print(f"shard {shard:<6} {count} batch(es){note}")
+    if max(attempts.values(), default=1) < 2:
+        raise DemoFailed("no shard was held back by the quota")
+    out = result.outputs
+    print(
+        f"rows         {out['succeeded_count']:,} succeeded, {out['failed_count']:,} failed, "
+        f"{out['content_filtered_count']:,} content filtered, {out['missing_count']:,} missing"
+    )
+    print(f"tokens       {out['prompt_tokens']:,} prompt + {out['completion_tokens']:,} completion = {out['total_tokens']:,}")
+    for index in (0, 500, ROWS - 1):
+        row = out["results"][index]
+        print(f"  {row['custom_id']:<9} {prompts[index]:<48} -> {row['response']}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from .batch_files import download_command, upload_command
+from .batch_results import results_command
 from .check import check_command
 from .demo import demo_command
 from .output import EXIT_CODES_HELP, CommandFailed
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a run parameter, typed by the job type's declaration (Int, Float, Bool, JSON or String); repeatable",
+        help="a run parameter, typed by the job type's declaration (Int, Float, Bool, JSON or String); "
+        "NAME=@PATH reads the value from a file (requests=@rows.json), NAME=@@text is the text @text; repeatable",
     )
     run.add_argument(
         "--attr",
@@ -158,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = commands.add_parser(
         "batch",
-        help="upload batch input files and download results",
-        description="Batch input and output files on the resource.",
+        help="upload batch input files, download files, write joined results",
+        description="Batch input and output files on the resource, and the joined results of a run.",
     )
     batch_commands = batch.add_subparsers(dest="batch_command", required=True, metavar="COMMAND")
     upload = batch_commands.add_parser(
@@ -200,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument("--force", action="store_true", help="overwrite the file --out names if it exists")
     download.set_defaults(handler=download_command)
+
+    results = batch_commands.add_parser(
+        "results",
+        help="write the joined per-row results of a batch run",
+        description="Join the output and error files of every shard of RUN_ID by custom_id, in input order, "
+        "and stream one JSON object per request to PATH (or stdout with --out -): the Batch job's 'results' "
+        "output, whatever its size. The run must have ended.",
+        parents=[target],
+        epilog=PLATFORM_HELP + "\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    results.add_argument("run_id", metavar="RUN_ID", help="the RunId of a Batch Job run (batch_... or <deployment>#rows#...)")
+    results.add_argument("--out", type=Path, required=True, metavar="PATH", help="file to write, a directory, or - for stdout")
+    results.add_argument("--force", action="store_true", help="overwrite the file --out names if it exists")
+    results.set_defaults(handler=results_command)
     return parser
 
 

@@ -11,6 +11,7 @@ import re
 import sys
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from ..errors import ConfigurationError, RemoteError
@@ -136,8 +137,29 @@ def parse_parameters(job_type: str, items: Sequence[str]) -> dict[str, Any]:
             )
         if name in values:
             raise ConfigurationError(f"--param {name!r} is given twice. Give each parameter once.")
-        values[name] = decode_parameter(name, spec.data_type, text)
+        values[name] = decode_parameter(name, spec.data_type, parameter_text(name, text))
     return values
+
+
+def parameter_text(name: str, text: str) -> str:
+    """``@PATH`` is the content of a file (a large ``requests`` array); ``@@`` starts a literal ``@``."""
+    if text.startswith("@@"):
+        return text[1:]
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--param {name!r} names the file {str(path)!r}, which cannot be read ({exc.strerror or exc}). "
+            "Check the path, or write @@ for a value that starts with @."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"--param {name!r} names the file {str(path)!r}, which is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+            "Save it as UTF-8."
+        ) from None
 
 
 def decode_parameter(name: str, data_type: str, text: str) -> Any:

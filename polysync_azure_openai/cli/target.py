@@ -124,8 +124,8 @@ def job_for_run_id(run_id: str, job_type_text: str | None) -> Job:
     """The job a RunId belongs to, as far as the hooks need one: its job type and External Id.
 
     ``status``, ``cancel`` and ``monitor-url`` get only a RunId, but the hooks route a call by
-    ``job.job_type``. ``--job-type`` names the type; without it the RunId tells it: ``batch_...``
-    and ``<deployment>#batch#Failed`` are Batch Job runs, and ``<deployment>#sync#<status>`` is
+    ``job.job_type``. ``--job-type`` names the type; without it the RunId tells it: ``batch_...``,
+    ``<deployment>#rows#...`` and ``<deployment>#batch#Failed`` are Batch Job runs, and ``<deployment>#sync#<status>`` is
     taken as a Chat Completion run (an Embedding RunId has the same form, and both synchronous job
     types read their status from it without a request). The RunId format itself is known only to
     ``jobs.run_ids``; the plugin then checks the RunId in full.
@@ -141,8 +141,8 @@ def job_for_run_id(run_id: str, job_type_text: str | None) -> Job:
         job_type = CHAT
     else:
         raise ConfigurationError(
-            f"RunId {shown(run_id)} is not one this plugin issues (batch_..., <deployment>#sync#<status> or "
-            "<deployment>#batch#Failed). Check the RunId, or name its job type with --job-type."
+            f"RunId {shown(run_id)} is not one this plugin issues (batch_..., <deployment>#rows#..., "
+            "<deployment>#sync#<status> or <deployment>#batch#Failed). Check the RunId, or name its job type with --job-type."
         )
     deployment = run_ids.deployment_of(run_id) or ""
     external_id = deployment + ("::batch" if job_type == BATCH and deployment else "")

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 import attrs
 
+from .batch_quota import TOKEN_LIMIT_EXCEEDED, QuotaTable, limit_message, line_tokens
 from .clock import MICROSECONDS, BatchTiming, Clock, to_microseconds, to_unix_seconds
 from .dataplane import Answer, DataPlaneService, is_v1
 from .files import FileStore, files_error
@@ -107,7 +108,19 @@ class Batch:
     anchor_us: int = 0
     anchor_done: int = 0
     anchor_rate: float = 0.0
+    # The enqueued-token quota: the deployment the lines name, their prompt tokens, and since
+    # when they count against the deployment's quota (None: not accepted yet).
+    deployment: str | None = None
+    tokens: int = 0
+    enqueued_us: int | None = None
     lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def enqueued_at(self, at: int) -> bool:
+        """Whether its tokens count against its deployment's quota at clock time `at`."""
+        if self.enqueued_us is None or self.enqueued_us > at:
+            return False
+        left = [t for t in (self.finalizing_us, self.cancelling_us, self.expired_us, self.failed_us) if t is not None]
+        return not left or min(left) > at
 
     @property
     def input_path(self) -> Path:
@@ -159,8 +172,15 @@ class BatchStore:
     """Thread-safe table of batches and the lazy, incremental engine that runs them."""
 
     def __init__(
-        self, clock: Clock, timing: BatchTiming, files: FileStore, dataplane: DataPlaneService, state: EmulatorState
+        self,
+        clock: Clock,
+        timing: BatchTiming,
+        files: FileStore,
+        dataplane: DataPlaneService,
+        state: EmulatorState,
+        quotas: QuotaTable | None = None,
     ) -> None:
+        self.quotas = quotas or QuotaTable()
         self._clock = clock
         self._timing = timing
         self._files = files
@@ -183,8 +203,12 @@ class BatchStore:
         completion_window: str,
         metadata: dict[str, str] | None,
         created_us: int | None = None,
+        accepted: tuple[str, int] | None = None,
     ) -> Batch | None:
-        """A new batch in `validating` with its own link to the input; None if the file is gone."""
+        """A new batch in `validating` with its own link to the input; None if the file is gone.
+
+        `accepted` (deployment, tokens): the quota took its tokens at create (a fail-fast region).
+        """
         batch_id = f"batch_{uuid.uuid4()}"
         directory = self._files.directory / batch_id
         directory.mkdir()
@@ -205,6 +229,9 @@ class BatchStore:
                 expires_us=created + to_microseconds(COMPLETION_WINDOWS[completion_window]),
                 directory=directory,
             )
+            if accepted is not None:
+                batch.deployment, batch.tokens = accepted
+                batch.enqueued_us = created
             self._batches[batch_id] = batch
         return batch
 
@@ -225,6 +252,12 @@ class BatchStore:
         with self._lock:
             return self._batches.get(batch_id)
 
+    def clock_now_us(self) -> int:
+        return self._clock.now_us()
+
+    def deployment(self, name: str) -> Any:
+        return self._state.deployment(name)
+
     def newest_first(self) -> list[Batch]:
         with self._lock:
             batches = list(self._batches.values())
@@ -232,14 +265,38 @@ class BatchStore:
 
     def view(self, batch: Batch) -> dict[str, Any]:
         """The batch as the API shows it now."""
+        now = self._clock.now_us()
+        self.settle(now, before=batch)
         with batch.lock:
-            self._advance(batch, self._clock.now_us())
+            self._advance(batch, now)
             return batch.to_json()
+
+    def settle(self, now: int, before: Batch | None = None) -> None:
+        """Bring older batches up to `now`, oldest first, so quota checks see them in creation order.
+
+        Only while a quota is set: otherwise no batch's life depends on another's. Each batch is
+        locked on its own, never two at once.
+        """
+        if not self.quotas.any():
+            return
+        for other in reversed(self.newest_first()):
+            if before is not None and other.sequence >= before.sequence:
+                break
+            if other.status not in TERMINAL:
+                with other.lock:
+                    self._advance(other, now)
+
+    def enqueued(self, deployment: str, at: int, exclude: Batch | None = None) -> int:
+        """Tokens of `deployment`'s batches that count against its quota at `at`."""
+        with self._lock:
+            batches = list(self._batches.values())
+        return sum(b.tokens for b in batches if b is not exclude and b.deployment == deployment and b.enqueued_at(at))
 
     def cancel(self, batch: Batch) -> dict[str, Any] | None:
         """The batch in `cancelling` (again, if it already was); None if it has already ended."""
+        now = self._clock.now_us()
+        self.settle(now, before=batch)
         with batch.lock:
-            now = self._clock.now_us()
             self._advance(batch, now)
             if batch.status in TERMINAL:
                 return None
@@ -292,6 +349,8 @@ class BatchStore:
     def _validate(self, batch: Batch, at: int) -> None:
         problems, offsets, count = self._check_lines(batch)
         batch.total = count
+        if not problems:
+            problems = self._over_quota(batch, at)
         if problems:
             batch.status = "failed"
             batch.failed_us = at
@@ -303,6 +362,18 @@ class BatchStore:
         batch.anchor_us, batch.anchor_done, batch.anchor_rate = at, 0, self._timing.requests_per_second
         batch.output_path.touch()
         batch.error_path.touch()
+
+    def _over_quota(self, batch: Batch, at: int) -> list[dict[str, Any]]:
+        """Azure's quota check at validation: the problem if this batch's tokens do not fit."""
+        quota = self.quotas.get(batch.deployment or "")
+        if quota is None or batch.enqueued_us is not None:
+            return []
+        if self.enqueued(batch.deployment or "", at, exclude=batch) + batch.tokens > quota.tokens:
+            deployment = self._state.deployment(batch.deployment or "")
+            model = deployment.model_label if deployment is not None else str(batch.deployment)
+            return [_problem(TOKEN_LIMIT_EXCEEDED, limit_message(str(batch.deployment), model, quota.tokens))]
+        batch.enqueued_us = at
+        return []
 
     def _check_lines(self, batch: Batch) -> tuple[list[dict[str, Any]], array.array[int], int]:
         """Azure's batch validation: problems found (first per line), request line offsets, request count."""
@@ -327,6 +398,7 @@ class BatchStore:
                 message = f"The input file has {count} requests; a batch may have at most {MAX_TASKS:,}."
                 return [_problem("too_many_tasks", message)], offsets, count
             problems: list[dict[str, Any]] = []
+            enqueued = 0
             seen: set[str] = set()
             first_model: str | None = None
             reader.seek(0)
@@ -335,55 +407,59 @@ class BatchStore:
                 start, position = position, position + len(raw)
                 if not raw.strip():
                     continue
-                problem, model = self._check_line(batch, raw, number, seen, first_model)
+                problem, model, tokens = self._check_line(batch, raw, number, seen, first_model)
                 if problem is not None:
                     problems.append(problem)
                     if len(problems) == MAX_REPORTED_ERRORS:
                         break
                     continue
                 first_model = first_model or model
+                enqueued += tokens
                 offsets.append(start)
+        if batch.enqueued_us is None:  # a fail-fast region counted them at create
+            batch.deployment, batch.tokens = first_model, enqueued
         return problems, offsets, count
 
     def _check_line(
         self, batch: Batch, raw: bytes, number: int, seen: set[str], first_model: str | None
-    ) -> tuple[dict[str, Any] | None, str | None]:
+    ) -> tuple[dict[str, Any] | None, str | None, int]:
+        """The line's problem, or its model and the prompt tokens it enqueues."""
         try:
             line = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            return _problem("invalid_json_line", f"Line {number} is not valid JSON.", number), None
+            return _problem("invalid_json_line", f"Line {number} is not valid JSON.", number), None, 0
         if not isinstance(line, dict):
-            return _problem("invalid_json_line", f"Line {number} is not a JSON object.", number), None
+            return _problem("invalid_json_line", f"Line {number} is not a JSON object.", number), None, 0
         custom_id = line.get("custom_id")
         if not isinstance(custom_id, str) or not custom_id:
-            return _problem("invalid_request", f"Line {number} has no 'custom_id' string.", number, "custom_id"), None
+            return _problem("invalid_request", f"Line {number} has no 'custom_id' string.", number, "custom_id"), None, 0
         if custom_id in seen:
             message = (
                 f"The custom_id '{custom_id[:100]}' on line {number} is used by an earlier line; custom_id values must be unique."
             )
-            return _problem("duplicate_custom_id", message, number, "custom_id"), None
+            return _problem("duplicate_custom_id", message, number, "custom_id"), None, 0
         seen.add(custom_id)
         if line.get("method") != "POST":
-            return _problem("invalid_request", f"Line {number}: 'method' must be 'POST'.", number, "method"), None
+            return _problem("invalid_request", f"Line {number}: 'method' must be 'POST'.", number, "method"), None, 0
         url = line.get("url")
         if url != batch.endpoint:
             message = f"Line {number}: the url '{str(url)[:100]}' does not match the batch endpoint '{batch.endpoint}'."
-            return _problem("url_mismatch", message, number, "url"), None
+            return _problem("url_mismatch", message, number, "url"), None, 0
         body = line.get("body")
         if not isinstance(body, dict):
-            return _problem("invalid_request", f"Line {number}: 'body' must be a JSON object.", number, "body"), None
+            return _problem("invalid_request", f"Line {number}: 'body' must be a JSON object.", number, "body"), None, 0
         model = body.get("model")
         deployment = self._state.deployment(model) if isinstance(model, str) else None
         if deployment is None or deployment.provisioning_state != "Succeeded":
             message = f"Line {number}: the model '{str(model)[:100]}' is not a deployment of this resource."
-            return _problem("model_not_found", message, number, "body.model"), None
+            return _problem("model_not_found", message, number, "body.model"), None, 0
         if first_model is not None and model != first_model:
             message = (
                 f"Line {number}: the model '{model}' differs from '{first_model}' on the earlier lines; "
                 "a batch uses one deployment."
             )
-            return _problem("model_mismatch", message, number, "body.model"), None
-        return None, model
+            return _problem("model_mismatch", message, number, "body.model"), None, 0
+        return None, model, line_tokens(body)
 
     def _process(self, batch: Batch, until: int) -> None:
         """Run the lines due by `until` that have not run yet, appending their results to disk."""
@@ -491,6 +567,8 @@ class BatchesService:
         self._store = store
         self._files = files
         self._authorize = authorize
+        # A fail-fast quota check and the create it allows happen together, one create at a time.
+        self._create_lock = threading.Lock()
 
     def routes(self) -> list[Route]:
         # The dated API's paths and the v1 API's: one store, so a batch is the same on both.
@@ -533,15 +611,57 @@ class BatchesService:
         if input_file["status"] != "processed":
             message = f"The input file '{input_file_id}' is '{input_file['status']}'; wait until it is 'processed'."
             return files_error(400, "unexpectedEntityState", message, "input_file_id")
-        batch = self._store.create(
-            input_file_id=input_file_id,
-            endpoint=body["endpoint"],
-            completion_window=body["completion_window"],
-            metadata=body.get("metadata"),
-        )
+        with self._create_lock:
+            accepted = self._fail_fast(input_file_id)
+            if isinstance(accepted, Response):
+                return accepted
+            batch = self._store.create(
+                input_file_id=input_file_id,
+                endpoint=body["endpoint"],
+                completion_window=body["completion_window"],
+                metadata=body.get("metadata"),
+                accepted=accepted,
+            )
         if batch is None:  # deleted between the check and the link
             return files_error(400, "invalidPayload", f"The input file '{input_file_id}' does not exist.", "input_file_id")
         return json_response(200, self._store.view(batch))
+
+    def _fail_fast(self, input_file_id: str) -> tuple[str, int] | Response | None:
+        """Where the deployment's quota fails fast: refuse the create over it, else take the tokens."""
+        if not self._store.quotas.any():
+            return None
+        deployment, tokens = self._file_tokens(input_file_id)
+        quota = self._store.quotas.get(deployment or "")
+        if deployment is None or quota is None or not quota.fail_fast:
+            return None
+        store = self._store
+        now = store.clock_now_us()
+        store.settle(now)
+        if store.enqueued(deployment, now) + tokens > quota.tokens:
+            found = store.deployment(deployment)
+            model = found.model_label if found is not None else deployment
+            return files_error(400, TOKEN_LIMIT_EXCEEDED, limit_message(deployment, model, quota.tokens))
+        return deployment, tokens
+
+    def _file_tokens(self, file_id: str) -> tuple[str | None, int]:
+        """The first line's model and every line's prompt tokens, read from the stored file."""
+        opened = self._files.open(file_id)
+        if opened is None:
+            return None, 0
+        handle, _ = opened
+        model: str | None = None
+        tokens = 0
+        with handle:
+            for raw in handle:
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    continue
+                body = line.get("body") if isinstance(line, dict) else None
+                if isinstance(body, dict):
+                    model = model or (body.get("model") if isinstance(body.get("model"), str) else None)
+                    tokens += line_tokens(body)
+        return model, tokens
 
     def _batch(self, request: Request, match: re.Match[str]) -> Batch | Response:
         """The batch the path names, or the 401/404 answer Azure would give."""

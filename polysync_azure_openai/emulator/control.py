@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, Self
 from cryptography import x509
 
 from .arm import ArmService
+from .batch_quota import QuotaTable
 from .batches import BatchesService, BatchStore, LoseBatchCreate
 from .clock import BatchTiming, Clock
 from .clouds import CLOUDS
 from .dataplane import DataPlaneService
 from .entra import EntraService
-from .faults import FaultRule, FaultTable
+from .faults import FaultRule, FaultTable, ResetBeforeResponse
 from .federation import OidcIssuer
 from .files import FilesService, FileStore
 from .handle import ServerHandle
@@ -98,8 +99,10 @@ class Emulator(ServerHandle):
         self._batch_timing = BatchTiming()
         self._files = FileStore(self._clock)
         self._dataplane = DataPlaneService(self._config, self._state)
-        self._batches = BatchStore(self._clock, self._batch_timing, self._files, self._dataplane, self._state)
+        self._quotas = QuotaTable()
+        self._batches = BatchStore(self._clock, self._batch_timing, self._files, self._dataplane, self._state, self._quotas)
         self._faults = FaultTable()
+        self._step_per_request = 0.0
         # The keyless identities: the emulated host's managed identity and a cluster's workload identity.
         self._identity_header = new_identity_header()
         self._msi_server: EmulatorHTTPServer | None = None
@@ -172,7 +175,17 @@ class Emulator(ServerHandle):
         ]
 
     def _server_options(self) -> dict[str, Any]:
-        return {"faults": self._faults, "spool_dir": self._files.directory}
+        return {
+            "faults": self._faults,
+            "spool_dir": self._files.directory,
+            "clock": self._clock.now,
+            "before_request": self._tick,
+        }
+
+    def _tick(self) -> None:
+        step = self._step_per_request
+        if step:
+            self._clock.advance(step)
 
     def start(self) -> Self:
         super().start()
@@ -409,6 +422,21 @@ class Emulator(ServerHandle):
         return self._clock.advance(seconds)
 
     @property
+    def clock_step_per_request(self) -> float:
+        """Seconds the clock moves before each request is handled (default 0: it does not).
+
+        Lets a test watch a client that waits on Azure's clock (its Date header, which follows
+        this clock) without sleeping through the wait.
+        """
+        return self._step_per_request
+
+    @clock_step_per_request.setter
+    def clock_step_per_request(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+            raise ValueError(f"clock_step_per_request must be a finite number of seconds >= 0, not {seconds!r}")
+        self._step_per_request = float(seconds)
+
+    @property
     def batch_timing(self) -> BatchTiming:
         """Batch phase durations and throughput; mutable (validating 1 s, 100 lines/s, finalizing 1 s, cancelling 1 s)."""
         return self._batch_timing
@@ -446,6 +474,10 @@ class Emulator(ServerHandle):
             raise KeyError(file_id)
         return snapshot
 
+    def file_listing(self, purpose: str | None = None) -> list[dict[str, Any]]:
+        """Every file as `GET /openai/files` would list it now, newest first."""
+        return self._files.listing(purpose)
+
     def file_content(self, file_id: str) -> bytes:
         """A (small) file's bytes, for assertions."""
         opened = self._files.open(file_id)
@@ -467,15 +499,35 @@ class Emulator(ServerHandle):
             raise KeyError(batch_id)
         return self._batches.view(batch)
 
-    def lose_next_batch_create(self, newer_batches: int = 0) -> FaultRule:
-        """The next `POST /openai/batches` creates its batch, then resets the connection unanswered.
+    def lose_next_batch_create(self, newer_batches: int = 0, *, times: int = 1) -> FaultRule:
+        """The next `times` `POST /openai/batches` create their batch, then reset the connection unanswered.
 
         Before the reset, `newer_batches` more batches are created, newer by one second each and
         with other metadata values, so that a client looking for its batch by metadata must page.
         """
         if isinstance(newer_batches, bool) or not isinstance(newer_batches, int) or newer_batches < 0:
             raise ValueError(f"newer_batches must be an integer >= 0, not {newer_batches!r}")
-        return self._faults.add(LoseBatchCreate(self._batches, newer_batches), kind="batches.create")
+        return self._faults.add(LoseBatchCreate(self._batches, newer_batches), kind="batches.create", times=times)
+
+    def lose_next_upload(self, *, times: int = 1) -> FaultRule:
+        """The next `times` uploads store their file, then reset the connection unanswered."""
+        return self._faults.add(ResetBeforeResponse(handled=True), kind="files.upload", times=times)
+
+    # The enqueued-token quota of batch deployments.
+    def set_batch_token_quota(self, deployment: str, tokens: int | None, *, fail_fast: bool = False) -> None:
+        """Let `deployment` hold at most `tokens` prompt tokens in batches at once (None: no limit).
+
+        A batch's tokens are the words of its lines' messages or inputs. One more batch over the
+        limit fails validation with `token_limit_exceeded`; with `fail_fast`, its create is
+        answered 400 `token_limit_exceeded` instead, as some regions do (wire-samples §8).
+        """
+        self._quotas.set(deployment, tokens, fail_fast=fail_fast)
+
+    def enqueued_tokens(self, deployment: str) -> int:
+        """The prompt tokens `deployment`'s batches hold against its quota now."""
+        now = self._clock.now_us()
+        self._batches.settle(now)
+        return self._batches.enqueued(deployment, now)
 
     # Faults.
     def inject(

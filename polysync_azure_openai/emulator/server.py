@@ -436,7 +436,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        if timestamp is None and self.server.clock is not None:
+            timestamp = self.server.clock()
+        return super().date_time_string(timestamp)
+
     def _dispatch(self) -> None:
+        if self.server.before_request is not None:
+            self.server.before_request()
         split = urlsplit(self.path)
         path = unquote(split.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
@@ -574,11 +581,16 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         ssl_context: ssl.SSLContext | None,
         faults: FaultSource | None = None,
         spool_dir: Path | None = None,
+        clock: Callable[[], float] | None = None,
+        before_request: Callable[[], object] | None = None,
     ) -> None:
         self.router = Router(routes)
         self.state = state
         self.faults = faults
         self.spool_dir = spool_dir
+        # The Date header tells the service's time; the emulator's is its clock.
+        self.clock = clock
+        self.before_request = before_request
         # Set on stop: wakes every fault that is sleeping inside a connection thread.
         self.stopping = threading.Event()
         self._ssl_context = ssl_context

@@ -46,6 +46,7 @@ from .decide import (
     decide,
 )
 from .fastpath import FastSession, StreamBody
+from .quota import human
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +277,8 @@ def _with_quota_note(detail: ErrorDetail, hint: RetryHint, decision: Decision, m
     """A final 429 says what Azure sent and, when its wait was what ended the call, that it was too long."""
     if isinstance(decision, GiveUp) and decision.wait is not None:
         note = (
-            f"Azure asked to wait {pacer.human(decision.wait)} ({hint.sent}), more than the "
-            f"{pacer.human(max(0.0, may_wait))} this run may still wait, so it was not sent again"
+            f"Azure asked to wait {human(decision.wait)} ({hint.sent}), more than the "
+            f"{human(max(0.0, may_wait))} this run may still wait, so it was not sent again"
         )
     elif hint.sent and hint.seconds is None:
         note = f"Azure sent {hint.sent}, which names no usable wait: the plugin backed off instead"

@@ -27,61 +27,22 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 import attrs
+
+from .quota import Window, human, remaining
 
 log = logging.getLogger(__name__)
 
 #: A per-minute quota never asks for more. A longer ask (a daily quota, or a malformed header)
 #: refuses the calls that cannot wait so long, holds the others this long, then one call asks again.
 MAX_PAUSE: Final = 60.0
-#: 429s naming resets closer together than this name the same one (seen by several threads).
-SAME_RESET: Final = 0.05
-_HOUR: Final = 3600.0
 _PLENTY: Final = 1 << 62
-
-
-def human(seconds: float) -> str:
-    """A wait for people: ``0.25 s``, ``90 s``, ``2 min``, ``24 h``, ``3 days``."""
-    if seconds < 100:
-        return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < _HOUR:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days" if seconds < 1000 * 86400 else "more than 1,000 days"
-
-
-def estimated_tokens(body: Mapping[str, Any]) -> int:
-    """Azure's estimate of a request's cost: prompt characters / 4 (rounded up), plus its token limit."""
-    texts: list[str] = []
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        texts += [m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)]
-    inputs = body.get("input")
-    texts += (
-        [inputs] if isinstance(inputs, str) else [t for t in inputs if isinstance(t, str)] if isinstance(inputs, list) else []
-    )
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
-    completion = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else 0
-    return math.ceil(sum(len(text) for text in texts) / 4) + completion
-
-
-def remaining(headers: Mapping[str, str]) -> tuple[int | None, int | None] | None:
-    """Azure's remaining requests and tokens; None when it sent neither (``-1`` and text count as absent)."""
-    requests = _count(headers.get("x-ratelimit-remaining-requests"))
-    tokens = _count(headers.get("x-ratelimit-remaining-tokens"))
-    return None if requests is None and tokens is None else (requests, tokens)
-
-
-def _count(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isascii() and value.isdecimal() else None
 
 
 @attrs.frozen
@@ -167,10 +128,7 @@ class Lane:
         self._throttle: Throttle | None = None
         self._stale = False  # after a pause or a reset: one probe before the rest
         self._probe_out = False
-        # Resets Azure named, as intervals (a 429's wait counts from a moment between sending and
-        # its answer): the latest one, and the window length they imply.
-        self._reset: tuple[float, float] | None = None
-        self._period: tuple[float, float] | None = None
+        self._window = Window()
         self._next_slot = 0.0
 
     def ticket(self) -> int:
@@ -195,7 +153,7 @@ class Lane:
 
     def _open(self, now: float, tokens: int) -> bool:
         """No pause, no reset to check, and a budget (if any) that covers one more call."""
-        if now < self._paused_until or self._stale or self._reset is not None:
+        if now < self._paused_until or self._stale or self._window.known:
             return False
         requests, tokens_floor = self._requests_floor, self._tokens_floor
         return (requests is None or requests > self._in_flight) and (
@@ -258,7 +216,7 @@ class Lane:
             self._asked_until, self._throttle = now + seconds, throttle
         self._go_stale()
         if throttle.exact and seconds <= MAX_PAUSE:
-            self._learn_reset(sent_at + seconds, now + seconds)
+            self._window.learn(sent_at + seconds, now + seconds)
         if started:
             self.stats.pauses += 1
         for waiter in self._waiting:
@@ -298,14 +256,14 @@ class Lane:
         if not self._stale:
             if self._requests_floor is None and self._tokens_floor is None:
                 return now, False  # nothing says the deployment is limited
-            if self._reset is not None and self._reset_since(self._budget_at, now):
+            if self._window.known and self._window.passed(self._budget_at, now):
                 self._go_stale()
         if self._stale:
             return (None, False) if self._probe_out else (now, True)
         units = self._units(tokens)
         if units >= demand:
             return now, False
-        reset = self._next_reset(now) if self._reset is not None else None
+        reset = self._window.next(now) if self._window.known else None
         if units >= 1:
             if reset is None:
                 return now, False
@@ -371,48 +329,6 @@ class Lane:
         self._epoch += 1
         self._requests_floor = self._tokens_floor = None
         self._next_slot = 0.0
-
-    def _learn_reset(self, low: float, high: float) -> None:
-        """A reset Azure named, between ``low`` and ``high``; resets a window apart give the window.
-
-        Predictions use the latest reset and the longest window the evidence allows, so they
-        come late rather than early: a late one idles a moment, an early one fetches a 429.
-        """
-        if self._reset is None:
-            self._reset = (low, high)
-            return
-        last_low, last_high = self._reset
-        if high - last_high <= SAME_RESET:
-            return  # the same reset, seen by another thread (or an older one)
-        span = (low - last_high, high - last_low)
-        windows = 1 if self._period is None else max(1, round((low + high - last_low - last_high) / sum(self._period)))
-        fits = (span[0] / windows, span[1] / windows)
-        if self._period is not None:
-            both = (max(self._period[0], fits[0]), min(self._period[1], fits[1]))
-            # Evidence that contradicts the window learnt so far starts the learning afresh.
-            fits = both if both[0] <= both[1] else fits
-        self._period = fits if fits[1] > SAME_RESET else None
-        self._reset = (low, high)
-
-    def _next_reset(self, now: float) -> float | None:
-        """The next reset after ``now`` as late as the evidence allows; None when unknown."""
-        if self._reset is None:
-            return None
-        last = self._reset[1]
-        if last > now:
-            return last
-        if self._period is None:
-            return None
-        period = self._period[1]
-        return last + (math.floor((now - last) / period) + 1) * period
-
-    def _reset_since(self, since: float, now: float) -> bool:
-        """Whether a known or predicted reset fell after ``since`` and by ``now``."""
-        if self._reset is None or now < self._reset[1]:
-            return False
-        last = self._reset[1]
-        latest = last if self._period is None else last + math.floor((now - last) / self._period[1]) * self._period[1]
-        return latest > since
 
 
 class _Lanes:

@@ -12,7 +12,7 @@ import attrs
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from ..http import RetryMode, data_plane, dumps, read_json, response_request_id
-from ..http.pacer import estimated_tokens
+from ..http.quota import estimated_tokens
 from ..identity import API_KEY
 from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, json_type, lone_surrogate, shown
 from ..manifest import JobTypeSpec, job_type_spec

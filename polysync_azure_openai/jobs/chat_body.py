@@ -38,9 +38,9 @@ def build(job_input: JobInput, config: PlatformConfig) -> Prepared:
     temperature = job_input.decimal("OpenAI Temperature", 0.0, 2.0)
     model_name = job_input.attribute("Model Name")
     reasoning = is_reasoning_model(model_name)
-    effort = _reasoning_effort(job_input, model_name, reasoning)
+    effort = reasoning_effort(job_input, model_name, reasoning)
     if reasoning:
-        _check_reasoning(job_input, config, model_name, temperature)
+        check_reasoning(job_input, config, model_name, temperature)
     chosen = structured.response_format(job_input, config)
     if chosen is not None:
         structured.check_json_mentioned(job_input, chosen, [system_prompt or "", user_prompt])
@@ -60,7 +60,7 @@ def build(job_input: JobInput, config: PlatformConfig) -> Prepared:
     return Prepared(body, json_format=chosen is not None, reasoning=reasoning)
 
 
-def _check_reasoning(job_input: JobInput, config: PlatformConfig, model_name: str | None, temperature: float | None) -> None:
+def check_reasoning(job_input: JobInput, config: PlatformConfig, model_name: str | None, temperature: float | None) -> None:
     # Refused here rather than by Azure: its 400 would not say which setting to change.
     if config.surface.older_than(REASONING_MIN_API_VERSION):
         raise job_input.fail(
@@ -77,7 +77,7 @@ def _check_reasoning(job_input: JobInput, config: PlatformConfig, model_name: st
         )
 
 
-def _reasoning_effort(job_input: JobInput, model_name: str | None, reasoning: bool) -> str | None:
+def reasoning_effort(job_input: JobInput, model_name: str | None, reasoning: bool) -> str | None:
     """``OpenAI Reasoning Effort``, lower-cased; only for a reasoning model (or an unknown one)."""
     value = job_input.attribute(EFFORT_ATTRIBUTE)
     if value is None:

@@ -43,6 +43,12 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
         "] Success: Batch batch_",
         "requests     6 of 6 completed, 0 failed",
         "  question-1   Emulated answer: ",
+        "== Batch from rows (the requests parameter)",
+        "in 4 shards",
+        "shard 4/4    2 batch(es), refused 1 time(s) for quota first",
+        "rows         1,000 succeeded, 0 failed, 0 content filtered, 0 missing",
+        "  row-0     Question 0: name a prime number above 0.",
+        "  row-999   Question 999: name a prime number above 999.",
         "== Workload Identity run",
         "(the app trusting system:serviceaccount:polysync:polysync-worker)",
         "== Managed Identity run",
@@ -54,7 +60,8 @@ def test_demo_runs_every_step_and_exits_zero() -> None:
     uploaded = out.split("uploaded     ", 1)[1].split()[0]
     assert uploaded.startswith("file-") and "processed" in out.split("uploaded     ", 1)[1].splitlines()[0]
     assert out.count("  question-") == 3
-    assert out.index("== Embedding run") < out.index("== Batch run") < out.index("every step succeeded")
+    assert out.index("== Embedding run") < out.index("== Batch run") < out.index("== Batch from rows") < out.index("every step")
+    assert "waits for the enqueued-token quota" in out
     assert out.index("== Batch run") < out.index("== Workload Identity run") < out.index("== Managed Identity run")
 
 

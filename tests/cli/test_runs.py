@@ -204,6 +204,7 @@ COMMANDS = [
     ["batch"],
     ["batch", "upload"],
     ["batch", "download"],
+    ["batch", "results"],
     ["demo"],
     ["emulator"],
 ]

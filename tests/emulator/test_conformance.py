@@ -24,7 +24,7 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.cognitiveservices.models import Deployment as ArmDeployment
 from azure.mgmt.cognitiveservices.models import DeploymentListResult
-from openai.types import Batch, CreateEmbeddingResponse, FileDeleted, FileObject
+from openai.types import Batch, BatchError, CreateEmbeddingResponse, FileDeleted, FileObject
 from openai.types.chat import ChatCompletion
 from openai.types.shared import ErrorObject
 
@@ -183,6 +183,53 @@ def test_batch_objects_are_openai_batches(emu: Emulator, http: requests.Session)
     output = emu.file_content(completed["output_file_id"]).decode().splitlines()
     for line in output:
         strict(ChatCompletion, json.loads(line)["response"]["body"], AZURE_ADDITIONS)
+
+
+def test_output_and_error_lines_hold_openai_shapes(emu: Emulator, http: requests.Session) -> None:
+    """Every kind of result line a batch writes: answers, a filtered answer, refused lines, never-run lines."""
+    emu.batch_timing.requests_per_second = 1
+    contents = ["Question?", "EMULATOR_FILTER_OUTPUT please", "EMULATOR_BLOCK this", "Question?", "Question?"]
+    lines = [batch_line(index, content=text) for index, text in enumerate(contents)]
+    lines[3]["body"] = {**lines[3]["body"], "max_tokens": "three"}  # type: ignore[dict-item]
+    file_id = emu.add_file("".join(json.dumps(line) + "\n" for line in lines))
+    created = _post(
+        http, batches_url(emu), {"input_file_id": file_id, "endpoint": "/chat/completions", "completion_window": "24h"}, emu
+    )
+    emu.advance(5.5)  # validated after 1 s, then four lines ran; the fifth never will
+    http.post(batches_url(emu, f"/{created['id']}/cancel"), headers={"api-key": emu.api_key})
+    emu.advance(60)
+    batch = openai_batch(_get(http, batches_url(emu, f"/{created['id']}"), emu).json())
+    assert batch.status == "cancelled" and batch.output_file_id and batch.error_file_id
+    outputs = [json.loads(x) for x in emu.file_content(batch.output_file_id).decode().splitlines()]
+    errors = [json.loads(x) for x in emu.file_content(batch.error_file_id).decode().splitlines()]
+    for line in outputs:
+        assert set(line) == {"custom_id", "response", "error"} and line["error"] is None
+        strict(ChatCompletion, line["response"]["body"], AZURE_ADDITIONS)
+    assert [o["response"]["body"]["choices"][0]["finish_reason"] for o in outputs] == ["stop", "content_filter"]
+    refused = [e for e in errors if e["response"] is not None]
+    never_ran = [e for e in errors if e["response"] is None]
+    for line in refused:
+        assert line["response"]["status_code"] == 400 and line["error"] is None
+        # Azure's content-filter body adds `status` and `innererror` to OpenAI's error object and
+        # sends `type` null (wire-samples §5), which OpenAI's model types as a string.
+        error = line["response"]["body"]["error"]
+        strict(ErrorObject, {**error, "type": error["type"] or "azure"}, frozenset({"status", "innererror"}))
+    assert [e["response"]["body"]["error"]["code"] for e in refused] == ["content_filter", "invalid_type"]
+    (cancelled,) = never_ran
+    assert strict(BatchError, cancelled["error"]).code == "batch_cancelled"
+
+
+def test_a_batch_refused_for_quota_is_an_openai_batch(emu: Emulator, http: requests.Session) -> None:
+    emu.set_batch_token_quota("gpt-4o-batch", 1)
+    created = _post(
+        http,
+        batches_url(emu),
+        {"input_file_id": emu.add_file(batch_jsonl(2)), "endpoint": "/chat/completions", "completion_window": "24h"},
+        emu,
+    )
+    emu.advance(60)
+    refused = openai_batch(_get(http, batches_url(emu, f"/{created['id']}"), emu).json())
+    assert refused.errors is not None and refused.errors.data and refused.errors.data[0].code == "token_limit_exceeded"
 
 
 def test_invalid_request_errors_are_openai_error_objects(emu: Emulator, http: requests.Session) -> None:

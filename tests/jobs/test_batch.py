@@ -22,7 +22,27 @@ from polysync_azure_openai.jobs import BATCH
 
 from ..conftest import job, sp_platform
 
-OUTPUT_KEYS = {"output_file_id", "error_file_id", "request_counts_total", "request_counts_completed", "request_counts_failed"}
+V010_OUTPUT_KEYS = {
+    "output_file_id",
+    "error_file_id",
+    "request_counts_total",
+    "request_counts_completed",
+    "request_counts_failed",
+}
+# second-release §G adds these to every batch run, null until the run has ended.
+ROW_OUTPUT_KEYS = {
+    "results",
+    "succeeded_count",
+    "failed_count",
+    "content_filtered_count",
+    "missing_count",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "output_file_ids",
+    "error_file_ids",
+}
+OUTPUT_KEYS = V010_OUTPUT_KEYS | ROW_OUTPUT_KEYS
 
 
 def jsonl(n: int, *, model: str = "gpt-4o-batch", url: str = "/v1/chat/completions", bad_lines: tuple[int, ...] = ()) -> str:
@@ -85,6 +105,12 @@ def test_a_batch_through_every_running_state_to_success(pm: pluggy.PluginManager
     assert len(output_lines) == 299
     error_lines = [json.loads(line) for line in emu.file_content(out["error_file_id"]).decode().splitlines()]
     assert [e["custom_id"] for e in error_lines] == ["task-7"]
+    # A run from a file gets its rows joined too, in the file's order.
+    assert [row["custom_id"] for row in out["results"]] == [f"task-{i}" for i in range(300)]
+    assert (out["succeeded_count"], out["content_filtered_count"], out["failed_count"], out["missing_count"]) == (299, 1, 0, 0)
+    assert out["results"][7]["error"]["code"] == "content_filter" and out["results"][7]["response"] is None
+    assert out["output_file_ids"] == [out["output_file_id"]] and out["error_file_ids"] == [out["error_file_id"]]
+    assert out["total_tokens"] == sum(line["response"]["body"]["usage"]["total_tokens"] for line in output_lines)
 
 
 def test_suffix_never_reaches_a_request_path(pm: pluggy.PluginManager, emu: Emulator) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from polysync_azure_openai.errors import ConfigurationError
@@ -63,3 +65,56 @@ def test_batch_run_ids_it_never_issued_are_refused_with_the_forms_it_issues(run_
 def test_sync_run_ids_it_never_issued_are_refused(run_id: object) -> None:
     with pytest.raises(ConfigurationError, match="'<deployment>#sync#Success' or '<deployment>#sync#Failed'"):
         run_ids.decode_sync(run_id, CHAT)
+
+
+ROWS_EXAMPLE = "gpt-4o-batch#rows#/chat/completions#24h#1722476551#300,300,300,100#dn#host-run-77"
+
+
+def test_the_rows_form_of_the_readme_decodes() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    v1_example = ROWS_EXAMPLE.replace("#/chat/", "#/v1/chat/")
+    assert f"`{v1_example}`" in readme
+    assert run_ids.decode_batch(v1_example, BATCH).url == "/v1/chat/completions"  # type: ignore[union-attr]
+    decoded = run_ids.decode_batch(ROWS_EXAMPLE, BATCH)
+    assert decoded == run_ids.RowsRunId(
+        "gpt-4o-batch", "/chat/completions", "24h", 1722476551, (300, 300, 300, 100), "dn", "host-run-77"
+    )
+    assert isinstance(decoded, run_ids.RowsRunId)
+    assert (decoded.shards, decoded.rows, decoded.first_row(4), decoded.default_ids, decoded.json_formats) == (
+        4,
+        1000,
+        900,
+        True,
+        "n",
+    )
+    assert str(decoded) == ROWS_EXAMPLE
+    assert run_ids.is_batch_run_id(ROWS_EXAMPLE) and run_ids.deployment_of(ROWS_EXAMPLE) == "gpt-4o-batch"
+
+
+@pytest.mark.parametrize("run_key", ["k", "run/1 #2 %41 ünï 🙂", "k" * 512])
+def test_any_run_key_round_trips(run_key: str) -> None:
+    run_id = run_ids.RowsRunId("d", "/embeddings", "24h", 1, (1,), "cm", run_key)
+    assert run_ids.decode_batch(str(run_id), BATCH) == run_id
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        ROWS_EXAMPLE.replace("/chat/completions", "/v2/chat"),  # a url it never writes
+        ROWS_EXAMPLE.replace("#24h#", "#24#"),
+        ROWS_EXAMPLE.replace("#1722476551#", "#-1#"),
+        ROWS_EXAMPLE.replace("300,300,300,100", ""),
+        ROWS_EXAMPLE.replace("300,300,300,100", ",".join(["1"] * 21)),  # over 20 shards
+        ROWS_EXAMPLE.replace("300,300,300,100", "100001"),
+        ROWS_EXAMPLE.replace("#dn#", "#dx#"),
+        ROWS_EXAMPLE.replace("host-run-77", ""),
+        ROWS_EXAMPLE.replace("host-run-77", "a%2"),  # not percent-encoding the codec writes
+        ROWS_EXAMPLE.replace("host-run-77", "%ED%A0%80"),  # a lone surrogate
+        ROWS_EXAMPLE + "#x",
+        ROWS_EXAMPLE.replace("gpt-4o-batch#", "gpt 4o#"),
+        ROWS_EXAMPLE.replace("host-run-77", "k" * 1000),
+    ],
+)
+def test_rows_run_ids_it_never_issued_are_refused(run_id: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"'<deployment>#rows#\.\.\.'"):
+        run_ids.decode_batch(run_id, BATCH)

@@ -1,0 +1,136 @@
+"""Bad ``requests`` (second-release §G): each row names the item or attribute, says what is wrong and
+the fix, and sends nothing; its valid twin, one value corrected, reaches the emulator."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.cli.host import Job, Platform
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.errors import ConfigurationError
+from polysync_azure_openai.jobs import BATCH
+from polysync_azure_openai.platform import PlatformConfig
+
+from ..conftest import sp_platform
+
+OK = ["Question?"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    id: str
+    bad: Any  # the requests value
+    good: Any
+    expect: tuple[str, ...]
+    attributes: dict[str, str] = dataclasses.field(default_factory=dict)
+    good_attributes: dict[str, str] | None = None  # None: the same attributes
+
+
+def item(index: int) -> str:
+    return f"parameter 'requests' item {index}"
+
+
+ROWS = [
+    Row("not-an-array", "Question?", OK, ("parameter 'requests'", "is a string, not a JSON array")),
+    Row("an-object", {"user_prompt": "hi"}, OK, ("parameter 'requests'", "an object, not a JSON array")),
+    Row("empty", [], OK, ("parameter 'requests'", "is an empty array")),
+    Row("too-many", ["x"] * 2_000_001, OK, ("parameter 'requests'", "2,000,001 items", "2,000,000")),
+    Row("empty-string-item", ["ok", ""], ["ok", "x"], (item(1), "empty 'user_prompt'")),
+    Row("blank-prompt", [{"user_prompt": "  "}], OK, (item(0), "empty 'user_prompt'")),
+    Row("no-prompt", ["a", {"system_prompt": "x"}], ["a", {"user_prompt": "x"}], (item(1), "neither 'user_prompt' nor 'body'")),
+    Row("number-item", ["a", "b", 5], ["a", "b", "5"], (item(2), "is a number")),
+    Row("prompt-list", [{"user_prompt": ["a"]}], OK, (item(0), "'user_prompt' that is a list")),
+    Row("body-text", [{"body": "hi"}], [{"body": {"messages": [{"role": "user", "content": "hi"}]}}], (item(0), "'body' that is a string")),
+    Row("body-no-messages", [{"body": {"messages": []}}], [{"body": {"messages": [{"role": "user", "content": "hi"}]}}], (item(0), "body.messages")),
+    Row("body-stream", [{"body": {"messages": [{"role": "user", "content": "hi"}], "stream": True}}], [{"body": {"messages": [{"role": "user", "content": "hi"}]}}], (item(0), "stream")),
+    Row("prompt-and-body", [{"user_prompt": "a", "body": {}}], [{"user_prompt": "a"}], (item(0), "which 'body' items do not take")),
+    Row("unknown-key", [{"user_prompt": "a", "temprature": 1}], [{"user_prompt": "a", "temperature": 1}], (item(0), "'temprature'", "Use only")),
+    Row("duplicate-id", [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "x"}], [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "y"}], (item(1), "custom_id 'x', as item 0 has")),
+    Row("default-id-clash", [{"user_prompt": "a", "custom_id": "row-1"}, "b"], [{"user_prompt": "a", "custom_id": "row-0"}, "b"], (item(0), "the default of item 1")),
+    Row("long-id", [{"user_prompt": "a", "custom_id": "i" * 65}], [{"user_prompt": "a", "custom_id": "i" * 64}], (item(0), "65 characters", "64")),
+    Row("empty-id", [{"user_prompt": "a", "custom_id": ""}], [{"user_prompt": "a"}], (item(0), "empty custom_id", "'row-0'")),
+    Row("number-id", [{"user_prompt": "a", "custom_id": 7}], [{"user_prompt": "a", "custom_id": "7"}], (item(0), "custom_id that is a number")),
+    Row("max-tokens-zero", [{"user_prompt": "a", "max_tokens": 0}], [{"user_prompt": "a", "max_tokens": 1}], (item(0), "max_tokens 0")),
+    Row("max-tokens-bool", [{"user_prompt": "a", "max_tokens": True}], [{"user_prompt": "a", "max_tokens": 1}], (item(0), "max_tokens true")),
+    Row("temperature-high", [{"user_prompt": "a", "temperature": 2.5}], [{"user_prompt": "a", "temperature": 2}], (item(0), "temperature 2.5", "0 to 2")),
+    Row("temperature-nan", [{"user_prompt": "a", "temperature": float("nan")}], [{"user_prompt": "a", "temperature": 0}], (item(0), "temperature")),
+    Row("effort-unknown", [{"user_prompt": "a", "reasoning_effort": "extreme"}], [{"user_prompt": "a", "reasoning_effort": "low"}], (item(0), "reasoning_effort", "xhigh"), {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
+    Row("effort-not-reasoning", [{"user_prompt": "a", "reasoning_effort": "low"}], [{"user_prompt": "a"}], (item(0), "only reasoning models take"), {"Model Name": "gpt-4o"}),
+    Row("temperature-reasoning", [{"user_prompt": "a", "temperature": 1}], [{"user_prompt": "a"}], (item(0), "a reasoning model refuses"), {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
+    Row("body-max-tokens-reasoning", [{"body": {"messages": [{"role": "user", "content": "a"}], "max_tokens": 5}}], [{"body": {"messages": [{"role": "user", "content": "a"}], "max_completion_tokens": 5}}], (item(0), "body.max_tokens", "max_completion_tokens"), {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
+    Row("response-format-xml", [{"user_prompt": "a", "response_format": "xml"}], [{"user_prompt": "a in JSON", "response_format": "json_object"}], (item(0), "response_format", "json_object")),
+    Row("json-mode-without-json", ["a", {"user_prompt": "Question?", "response_format": "json_object"}], ["a", {"user_prompt": "Answer in JSON.", "response_format": "json_object"}], (item(1), "no message mentions JSON")),
+    Row("json-mode-attribute-without-json", ["Question?"], ["Answer in json."], (item(0), "no message mentions JSON"), {"OpenAI Response Format": "json_object"}),
+    Row("response-format-list", [{"user_prompt": "a", "response_format": ["json"]}], [{"user_prompt": "a", "response_format": {"type": "object"}}], (item(0), "response_format")),
+    Row("lone-surrogate", ["fine", "broken \ud83d"], ["fine", "whole \U0001f600"], (item(1), "lone surrogate")),
+    Row("embedding-empty-input", [{"input": ""}], [{"input": "text"}], (item(0), "empty 'input'"), {"OpenAI Batch Endpoint": "/embeddings", "Deployment Name": "embed-small"}),
+    Row("embedding-no-input", ["ok", {"custom_id": "x"}], ["ok", {"input": "x"}], (item(1), "has no 'input'"), {"OpenAI Batch Endpoint": "/embeddings", "Deployment Name": "embed-small"}),
+    Row("embedding-prompt-key", [{"user_prompt": "x"}], [{"input": "x"}], (item(0), "'user_prompt'", "embeddings items"), {"OpenAI Batch Endpoint": "/embeddings", "Deployment Name": "embed-small"}),
+    # -- attributes that shape the run ------------------------------------------------------------
+    Row("over-20-shards", ["q"] * 21, ["q"] * 20, ("parameter 'requests'", "more than 20 shards", "'OpenAI Max Requests Per Batch'"), {"OpenAI Max Requests Per Batch": "1"}),
+    Row("per-batch-zero", OK, OK, ("'OpenAI Max Requests Per Batch'", "'0'", "from 1 to 100000"), {"OpenAI Max Requests Per Batch": "0"}, {"OpenAI Max Requests Per Batch": "300"}),
+    Row("per-batch-decimal", OK, OK, ("'OpenAI Max Requests Per Batch'", "'1.5'"), {"OpenAI Max Requests Per Batch": "1.5"}, {"OpenAI Max Requests Per Batch": "2"}),
+    Row("per-batch-over-azure", OK, OK, ("'OpenAI Max Requests Per Batch'", "'100001'"), {"OpenAI Max Requests Per Batch": "100001"}, {"OpenAI Max Requests Per Batch": "100000"}),
+    Row("results-mb-zero", OK, OK, ("'OpenAI Max Results MB'", "'0'"), {"OpenAI Max Results MB": "0"}, {"OpenAI Max Results MB": "1"}),
+    Row("results-mb-text", OK, OK, ("'OpenAI Max Results MB'", "'sixteen'"), {"OpenAI Max Results MB": "sixteen"}, {"OpenAI Max Results MB": "16"}),
+    Row("effort-attribute", OK, OK, ("'OpenAI Reasoning Effort'", "xhigh"), {"OpenAI Reasoning Effort": "max", "Model Name": "o3-mini", "Deployment Name": "o3-mini"}, {"Model Name": "o3-mini", "Deployment Name": "o3-mini", "OpenAI Reasoning Effort": "high"}),
+    Row("format-attribute", OK, OK, ("'OpenAI Response Format'", "JSON Schema"), {"OpenAI Response Format": "[1]"}, {"OpenAI Response Format": '{"type": "object"}'}),
+    Row("temperature-attribute-reasoning", OK, OK, ("'OpenAI Temperature'", "reasoning model"), {"OpenAI Temperature": "1", "Model Name": "o3-mini", "Deployment Name": "o3-mini"}, {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
+    Row("endpoint-model-mismatch", OK, OK, ("'OpenAI Batch Endpoint'", "needs an embedding model", "'gpt-4o'"), {"OpenAI Batch Endpoint": "/embeddings", "Model Name": "gpt-4o"}, {"Model Name": "gpt-4o"}),
+]  # fmt: skip
+
+
+def call(pm: pluggy.PluginManager, emu: Emulator, requests: Any, attributes: dict[str, str]) -> Any:
+    job = Job(job_type=BATCH, external_id="gpt-4o-batch::batch", name="validation job", attributes=attributes)
+    return pm.hook.submit(platform=sp_platform(emu), job=job, parameters={"requests": requests}, run_key="run-key-1")
+
+
+def test_every_kind_of_bad_item_has_a_row() -> None:
+    assert len(ROWS) >= 40
+    assert len({r.id for r in ROWS}) == len(ROWS)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_requests_are_refused_before_any_request(pm: pluggy.PluginManager, emu: Emulator, row: Row) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, row.bad, row.attributes)
+    message = str(info.value)
+    for fragment in row.expect:
+        assert fragment in message, message
+    assert message.startswith("Job 'validation job'"), message
+    assert "." in message.rstrip(".")  # a sentence of problem, then a fix
+    assert emu.requests == []
+
+    result = call(pm, emu, row.good, row.attributes if row.good_attributes is None else row.good_attributes)
+    assert result.status == "Running", result.message
+    assert emu.requests, "the valid twin sent nothing: the row proves nothing"
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"OpenAI System Prompt": 'Say "hi" \\ then\nstop', "OpenAI Max Tokens": "64", "OpenAI Temperature": "0.5"},
+        {"OpenAI Response Format": '{"type": "object", "properties": {"a": {"type": "string"}}}'},
+        {"Model Name": "o3-mini", "OpenAI Reasoning Effort": "low", "OpenAI Max Tokens": "9"},
+        {"OpenAI Batch Endpoint": "/embeddings"},
+    ],
+)
+def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[str, str]) -> None:
+    from polysync_azure_openai.jobs.base import JobInput
+    from polysync_azure_openai.jobs.batch_items import LineBuilder, encode
+
+    job = Job(job_type=BATCH, external_id="d::batch", name="j", attributes=attributes)
+    endpoint = attributes.get("OpenAI Batch Endpoint", "/chat/completions")
+    config = PlatformConfig.from_host(
+        Platform(name="p", auth_method="API Key", attributes={"OpenAI Resource Name": "res", "API Key": "k" * 32})
+    )
+    builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
+    key = "user_prompt" if endpoint == "/chat/completions" else "input"
+    for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f"]):
+        general = encode(builder, index, builder.line(index, {key: text})[1])
+        assert builder.plain_line(index, text) == general

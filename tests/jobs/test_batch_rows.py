@@ -1,0 +1,421 @@
+"""Batch from data (second-release §G) through the hooks, against the emulator over TLS:
+rows in, sharded past the limits, patient with quota, rows out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.jobs import BATCH, run_ids
+
+from ..conftest import job, sp_platform
+from .test_batch import OUTPUT_KEYS
+
+PROMPT_TOKENS = 2  # "Question N?" is two words to the emulator's tokenizer
+
+
+def rows_job(**attributes: str) -> Job:
+    return job(BATCH, "gpt-4o-batch::batch", **attributes)
+
+
+def prompts(count: int) -> list[str]:
+    return [f"Question {i}?" for i in range(count)]
+
+
+def submit(pm: pluggy.PluginManager, platform: Platform, requests: Any, run_key: str = "run-1", **attributes: str) -> Any:
+    return pm.hook.submit(platform=platform, job=rows_job(**attributes), parameters={"requests": requests}, run_key=run_key)
+
+
+def status(pm: pluggy.PluginManager, platform: Platform, run_id: str, **attributes: str) -> Any:
+    return pm.hook.get_status(platform=platform, job=rows_job(**attributes), run_id=run_id)
+
+
+def until_ended(
+    pm: pluggy.PluginManager, emu: Emulator, platform: Platform, run_id: str, step: float = 10, **attributes: str
+) -> Any:
+    for _ in range(500):
+        emu.advance(step)
+        result = status(pm, platform, run_id, **attributes)
+        assert result.status in ("Running", "Success", "Failed", "Cancelled"), result.message
+        if result.is_terminal:
+            return result
+    raise AssertionError(f"the run did not end: {result.message}")
+
+
+def file_prefix(run_key: str) -> str:
+    return f"polysync-{hashlib.sha256(run_key.encode()).hexdigest()[:32]}-"
+
+
+def run_batches(emu: Emulator, run_key: str) -> list[dict[str, Any]]:
+    found = [emu.batch(i) for i in emu.batches]
+    return [b for b in found if (b.get("metadata") or {}).get("polysync_run_key") == run_key]
+
+
+def run_files(emu: Emulator, run_key: str) -> list[dict[str, Any]]:
+    prefix = file_prefix(run_key)
+    return [f for f in emu.file_listing() if f["filename"].startswith(prefix)]
+
+
+def test_rows_in_rows_out_in_input_order(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    requests = [
+        "Question 0?",
+        {"user_prompt": "Question 1?", "custom_id": "mine", "max_tokens": 3},
+        {"user_prompt": "Please EMULATOR_BLOCK this", "system_prompt": "Be kind."},
+        {"user_prompt": "EMULATOR_FILTER_OUTPUT now"},
+        {"body": {"messages": [{"role": "user", "content": "Question 4?"}], "max_tokens": "three"}},  # Azure refuses it
+        {"user_prompt": "Give JSON", "response_format": "json_object"},
+    ]
+    submitted = submit(pm, platform, requests, OpenAI_System_Prompt="Answer briefly.", OpenAI_Temperature="0.5")
+    assert submitted.status == "Running"
+    assert set(submitted.outputs) == OUTPUT_KEYS and submitted.outputs["results"] is None
+    decoded = run_ids.decode_batch(submitted.run_id, BATCH)
+    assert isinstance(decoded, run_ids.RowsRunId) and decoded.counts == (6,) and decoded.plan == "cm"
+    (line_file,) = run_files(emu, "run-1")
+    assert line_file["filename"] == file_prefix("run-1") + "1.jsonl"
+    lines = [json.loads(x) for x in emu.file_content(line_file["id"]).decode().splitlines()]
+    assert [x["custom_id"] for x in lines] == ["row-0", "mine", "row-2", "row-3", "row-4", "row-5"]
+    # The v1 API (the default): its line urls carry /v1, as the batch's endpoint does.
+    assert {x["url"] for x in lines} == {"/v1/chat/completions"} and {x["body"]["model"] for x in lines} == {"gpt-4o-batch"}
+    assert lines[0]["body"] == {
+        "messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Question 0?"}],
+        "temperature": 0.5,
+        "model": "gpt-4o-batch",
+    }
+    assert lines[1]["body"]["max_tokens"] == 3
+    assert lines[2]["body"]["messages"][0] == {"role": "system", "content": "Be kind."}
+    assert lines[5]["body"]["response_format"] == {"type": "json_object"}
+    (batch,) = run_batches(emu, "run-1")
+    assert batch["metadata"] == {"polysync_run_key": "run-1", "polysync_shard": "1/1"}
+
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and set(done.outputs) == OUTPUT_KEYS
+    out = done.outputs
+    results = out["results"]
+    assert [r["custom_id"] for r in results] == ["row-0", "mine", "row-2", "row-3", "row-4", "row-5"]
+    assert [r["status"] for r in results] == [
+        "succeeded",
+        "succeeded",
+        "content_filtered",
+        "content_filtered",
+        "failed",
+        "succeeded",
+    ]
+    assert results[0]["response"].startswith("Emulated answer") and results[0]["finish_reason"] == "stop"
+    assert results[1]["finish_reason"] == "length"
+    assert results[2]["error"]["code"] == "content_filter" and results[2]["usage"] is None
+    assert results[3]["finish_reason"] == "content_filter" and results[3]["usage"]["total_tokens"] > 0
+    assert results[4]["error"]["code"] == "invalid_type" and results[4]["response"] is None
+    assert results[5]["status"] == "succeeded" and isinstance(results[5]["response_json"], dict)
+    assert results[0]["response_json"] is None  # no JSON format asked for that row
+    assert (out["succeeded_count"], out["failed_count"], out["content_filtered_count"], out["missing_count"]) == (3, 1, 2, 0)
+    assert out["total_tokens"] == sum((r["usage"] or {}).get("total_tokens", 0) for r in results)
+    assert out["prompt_tokens"] + out["completion_tokens"] == out["total_tokens"]
+    assert out["output_file_ids"] == [batch_now(emu, batch["id"])["output_file_id"]]
+    assert out["output_file_id"] == out["output_file_ids"][0]  # one shard: the 0.1.0 outputs name its files
+    assert (out["request_counts_total"], out["request_counts_completed"], out["request_counts_failed"]) == (6, 4, 2)
+    # Later reads return identical outputs.
+    assert status(pm, platform, submitted.run_id).outputs == out
+
+
+def batch_now(emu: Emulator, batch_id: str) -> dict[str, Any]:
+    return emu.batch(batch_id)
+
+
+def test_json_answers_are_parsed_when_a_json_format_was_asked(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "year": {"type": "integer"}},
+        "required": ["city", "year"],
+        "additionalProperties": False,  # strict structured output takes only closed objects
+    }
+    requests = ["Question 0?", {"user_prompt": "Question 1?", "max_tokens": 2}, {"user_prompt": "Q2", "response_format": schema}]
+    json_mode = {"OpenAI_Response_Format": "json_object", "OpenAI_System_Prompt": "Answer in JSON."}
+    submitted = submit(pm, platform, requests, **json_mode)
+    assert run_ids.decode_batch(submitted.run_id, BATCH).plan == "dj"  # type: ignore[union-attr]
+    done = until_ended(pm, emu, platform, submitted.run_id, **json_mode)
+    first, cut, typed = done.outputs["results"]
+    assert first["status"] == "succeeded" and first["response_json"] == json.loads(first["response"])
+    # An answer the token limit cut short is not JSON: the row failed, its raw text kept.
+    assert cut["status"] == "failed" and cut["error"]["code"] == "invalid_json" and cut["finish_reason"] == "length"
+    assert cut["response"] and cut["response_json"] is None
+    assert set(typed["response_json"]) == {"city", "year"}
+
+
+def test_embeddings_rows(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    embedding = {"OpenAI_Batch_Endpoint": "/embeddings", "Deployment_Name": "embed-small"}
+    submitted = submit(pm, platform, ["first text", {"input": "second text", "custom_id": "b"}], **embedding)
+    done = until_ended(pm, emu, platform, submitted.run_id, **embedding)
+    results = done.outputs["results"]
+    assert [r["custom_id"] for r in results] == ["row-0", "b"]
+    assert all(len(r["embedding"]) == emu.embedding_dimensions and "response_json" not in r for r in results)
+    assert done.outputs["completion_tokens"] == 0 and done.outputs["prompt_tokens"] == done.outputs["total_tokens"] > 0
+
+
+def test_sharded_past_max_requests_per_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(1000), OpenAI_Max_Requests_Per_Batch="300")
+    decoded = run_ids.decode_batch(submitted.run_id, BATCH)
+    assert isinstance(decoded, run_ids.RowsRunId) and decoded.counts == (300, 300, 300, 100) and decoded.plan == "dn"
+    assert sorted(f["filename"] for f in run_files(emu, "run-1")) == [file_prefix("run-1") + f"{i}.jsonl" for i in range(1, 5)]
+    shards = sorted(b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1"))
+    assert shards == ["1/4", "2/4", "3/4", "4/4"]
+    assert "1,000 requests" in submitted.message and "4 shards" in submitted.message
+    done = until_ended(pm, emu, platform, submitted.run_id, OpenAI_Max_Requests_Per_Batch="300")
+    assert done.status == "Success"
+    assert [r["custom_id"] for r in done.outputs["results"]] == [f"row-{i}" for i in range(1000)]
+    assert all(r["response"].endswith(f"Question {i}?") for i, r in enumerate(done.outputs["results"]))
+    assert len(done.outputs["output_file_ids"]) == 4 and done.outputs["output_file_id"] is None
+
+
+def test_lost_answers_on_every_upload_and_create_give_one_file_and_one_batch_per_shard(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    platform = sp_platform(emu)
+    emu.lose_next_upload(times=4)
+    emu.lose_next_batch_create(newer_batches=3, times=4)
+    submitted = submit(pm, platform, prompts(1000), run_key="lossy", OpenAI_Max_Requests_Per_Batch="300")
+    assert submitted.status == "Running", submitted.message
+    kinds = [r.kind for r in emu.requests]
+    assert kinds.count("files.upload") == 4 and kinds.count("batches.create") == 4
+    assert len(run_files(emu, "lossy")) == 4
+    assert sorted(b["metadata"]["polysync_shard"] for b in run_batches(emu, "lossy")) == ["1/4", "2/4", "3/4", "4/4"]
+    # The host's re-submit after a lost answer lands on the same run: nothing is uploaded or created.
+    emu.clear_requests()
+    again = submit(pm, platform, prompts(1000), run_key="lossy", OpenAI_Max_Requests_Per_Batch="300")
+    assert again.run_id == submitted.run_id
+    assert not {"files.upload", "batches.create"} & {r.kind for r in emu.requests}
+    assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
+
+
+def test_a_quota_refusal_in_validation_waits_and_resolves(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 3 * 300 * PROMPT_TOKENS)  # three shards fit
+    submitted = submit(pm, platform, prompts(1000), OpenAI_Max_Requests_Per_Batch="250")
+    emu.advance(2)  # every shard validated: the fourth does not fit
+    waiting = status(pm, platform, submitted.run_id)
+    assert waiting.status == "Running"
+    assert "waits for the enqueued-token quota" in waiting.message and "token_limit_exceeded" in waiting.message
+    refused = [b for b in run_batches(emu, "run-1") if b["status"] == "failed"]
+    assert [b["errors"]["data"][0]["code"] for b in refused] == ["token_limit_exceeded"]
+    assert status(pm, platform, submitted.run_id).status == "Running"  # nothing has finished: no new attempt
+    assert len(run_batches(emu, "run-1")) == 4
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and done.outputs["succeeded_count"] == 1000
+    assert len(run_batches(emu, "run-1")) == 5  # the refused shard was created once more
+
+
+def test_waiting_shards_are_tried_again_one_at_a_time(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 100 * PROMPT_TOKENS)  # one shard at a time
+    submitted = submit(pm, platform, prompts(400), OpenAI_Max_Requests_Per_Batch="100")
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and done.outputs["succeeded_count"] == 400
+    attempts: dict[str, int] = {}
+    for batch in run_batches(emu, "run-1"):
+        attempts[batch["metadata"]["polysync_shard"]] = attempts.get(batch["metadata"]["polysync_shard"], 0) + 1
+    # Refused once in validation each, then tried again in turn as the quota freed: never refused twice.
+    assert attempts == {"1/4": 1, "2/4": 2, "3/4": 2, "4/4": 2}
+
+
+def test_a_fail_fast_quota_refusal_is_recorded_and_resolves(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 300 * PROMPT_TOKENS, fail_fast=True)
+    submitted = submit(pm, platform, prompts(600), OpenAI_Max_Requests_Per_Batch="300")
+    assert submitted.status == "Running" and "token_limit_exceeded" in submitted.message
+    markers = [f["filename"] for f in run_files(emu, "run-1") if "refused" in f["filename"]]
+    assert markers == [file_prefix("run-1") + "2-refused-1.jsonl"]
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and done.outputs["succeeded_count"] == 600
+
+
+def test_a_quota_refusal_with_nothing_in_flight_fails_the_run(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 10)  # not even one shard fits
+    submitted = submit(pm, platform, prompts(20))
+    emu.advance(2)
+    failed = status(pm, platform, submitted.run_id)
+    assert failed.status == "Failed"
+    assert "was refused while nothing else of the run was in flight" in failed.message
+    assert "Enqueued token limit reached" in failed.message and "OpenAI Max Requests Per Batch" in failed.message
+    assert failed.outputs["missing_count"] == 20 and len(failed.outputs["results"]) == 20
+    emu.advance(3600)
+    assert status(pm, platform, submitted.run_id).outputs == failed.outputs
+    assert len(run_batches(emu, "run-1")) == 1  # never tried again
+
+
+def test_five_refusals_fail_the_run_once_the_shards_in_flight_end(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.batch_timing.requests_per_second = 0.05  # shard 1 runs for 10,000 s
+    emu.set_batch_token_quota("gpt-4o-batch", 500 * PROMPT_TOKENS)
+    submitted = submit(pm, platform, prompts(1000), OpenAI_Max_Requests_Per_Batch="500")
+    for _ in range(6):
+        emu.advance(301)
+        result = status(pm, platform, submitted.run_id)
+        assert result.status == "Running"
+    assert len([b for b in run_batches(emu, "run-1") if b["metadata"]["polysync_shard"] == "2/2"]) == 5
+    assert "was refused 5 times" in result.message and "fails once the shards in flight have ended" in result.message
+    emu.batch_timing.requests_per_second = 100
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Failed"
+    assert done.outputs["succeeded_count"] == 500 and done.outputs["missing_count"] == 500
+
+
+def test_cancel_while_a_shard_waits_for_quota_then_no_shard_is_ever_created(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 300 * PROMPT_TOKENS, fail_fast=True)
+    submitted = submit(pm, platform, prompts(900), OpenAI_Max_Requests_Per_Batch="300")
+    assert "token_limit_exceeded" in submitted.message
+    emu.advance(2)  # shard 1 is running, shard 2 waits for quota, shard 3 behind it
+    cancelled = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
+    assert cancelled.status == "Running" and "cancelled" in cancelled.message
+    assert [f for f in run_files(emu, "run-1") if f["filename"].endswith("-cancelled.jsonl")]
+    # Another process, later: shard 1 has ended and the quota has room, yet nothing is created.
+    other = plugin_manager()
+    emu.set_batch_token_quota("gpt-4o-batch", None)
+    emu.clear_requests()
+    done = until_ended(other, emu, platform, submitted.run_id)
+    assert "batches.create" not in {r.kind for r in emu.requests}
+    assert done.status == "Cancelled"
+    assert [r["status"] for r in done.outputs["results"][299:301]] == ["failed", "missing"]
+    assert done.outputs["missing_count"] == 600
+    # Cancelling an ended run sends nothing that stops or marks anything.
+    emu.clear_requests()
+    again = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
+    assert again.status == "Cancelled" and "already ended" in again.message
+    assert not {"batches.cancel", "files.upload"} & {r.kind for r in emu.requests}
+
+
+def test_processing_past_a_minute_returns_running_and_a_later_poll_creates(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    emu.file_processing_seconds = 3600
+    emu.clock_step_per_request = 30  # Azure's clock (the Date header) passes a minute within a few reads
+    submitted = submit(pm, platform, prompts(10))
+    emu.clock_step_per_request = 0
+    assert submitted.status == "Running" and "waiting for Azure to process its input file" in submitted.message
+    assert run_batches(emu, "run-1") == []
+    emu.advance(3600)
+    created = status(pm, platform, submitted.run_id)
+    assert created.status == "Running" and len(run_batches(emu, "run-1")) == 1
+    assert until_ended(pm, emu, platform, submitted.run_id).outputs["succeeded_count"] == 10
+
+
+def test_results_past_max_results_mb_are_null_and_name_the_files_and_the_command(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    long_prompts = [f"Question {i}? " + "word " * 5 for i in range(8000)]
+    submitted = submit(pm, platform, long_prompts, OpenAI_Max_Results_MB="1")
+    done = until_ended(pm, emu, platform, submitted.run_id, step=60, OpenAI_Max_Results_MB="1")
+    out = done.outputs
+    assert done.status == "Success" and out["results"] is None and out["succeeded_count"] == 8000
+    assert "'OpenAI Max Results MB' (1)" in done.message and out["output_file_ids"][0] in done.message
+    assert f"polysync-azure-openai batch results '{submitted.run_id}' --out results.jsonl" in done.message
+    assert status(pm, platform, submitted.run_id, OpenAI_Max_Results_MB="1").outputs == out
+    bigger = status(pm, platform, submitted.run_id, OpenAI_Max_Results_MB="16")
+    assert len(bigger.outputs["results"]) == 8000
+
+
+@pytest.mark.parametrize("run_key", ["run/1 #2 ünï", "k" * 512])
+def test_run_keys_of_any_text_travel_in_the_run_id(pm: pluggy.PluginManager, emu: Emulator, run_key: str) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(2), run_key=run_key)
+    assert len(submitted.run_id) <= 1024
+    decoded = run_ids.decode_batch(submitted.run_id, BATCH)
+    assert isinstance(decoded, run_ids.RowsRunId) and decoded.run_key == run_key
+    assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
+
+
+REPOLL = """
+import json, sys
+from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
+
+spec = json.load(sys.stdin)
+platform = Platform(name="emulator", auth_method="Service Principal", attributes=spec["attributes"])
+job = Job(**spec["job"])
+result = plugin_manager().hook.get_status(platform=platform, job=job, run_id=spec["run_id"])
+json.dump({"status": result.status, "outputs": dict(result.outputs), "message": result.message}, sys.stdout)
+"""
+
+
+def test_a_re_poll_in_a_fresh_process_returns_identical_results(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    attributes = {"OpenAI_Max_Requests_Per_Batch": "7"}
+    requests = [*prompts(20), {"user_prompt": "EMULATOR_BLOCK", "custom_id": "blocked"}]
+    submitted = submit(pm, platform, requests, **attributes)
+    done = until_ended(pm, emu, platform, submitted.run_id, **attributes)
+    assert done.status == "Success" and len(done.outputs["output_file_ids"]) == 3
+    spec = {
+        "attributes": dict(platform.attributes),  # the secret goes through stdin, never argv
+        "job": {"job_type": BATCH, "external_id": "gpt-4o-batch::batch", "name": "gpt-4o-batch::batch"},
+        "run_id": submitted.run_id,
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", REPOLL], input=json.dumps(spec), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    again = json.loads(child.stdout)
+    assert again["status"] == "Success"
+    assert again["outputs"] == json.loads(json.dumps(dict(done.outputs)))
+    assert again["outputs"]["results"][-1]["status"] == "content_filtered"
+
+
+def test_every_0_1_0_run_id_still_works_through_the_hooks(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    from .test_batch import jsonl
+
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(3))
+    batch_run = pm.hook.submit(platform=platform, job=rows_job(), parameters={"input_file_id": file_id}, run_key="old")
+    assert batch_run.run_id.startswith("batch_")
+    emu.advance(60)
+    assert status(pm, platform, batch_run.run_id).status == "Success"
+    assert pm.hook.cancel(platform=platform, job=rows_job(), run_id=batch_run.run_id).status == "Success"
+    assert pm.hook.monitor_url(platform=platform, job=rows_job(), run_id=batch_run.run_id).endswith("/overview")
+    failed = "gpt-4o-batch#batch#Failed"
+    assert status(pm, platform, failed).status == "Failed"
+    assert pm.hook.cancel(platform=platform, job=rows_job(), run_id=failed).status == "Failed"
+    for kind, external in (("Azure OpenAI Chat Completion", "gpt-4o"), ("Azure OpenAI Embedding", "embed-small")):
+        for outcome in ("Success", "Failed"):
+            run_id = f"{external}#sync#{outcome}"
+            assert pm.hook.get_status(platform=platform, job=job(kind, external), run_id=run_id).status == outcome
+            assert pm.hook.cancel(platform=platform, job=job(kind, external), run_id=run_id).status == outcome
+
+
+def test_rows_that_echo_a_secret_are_scrubbed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    # The emulator's answer repeats the prompt's first words, as a model may repeat what it was sent.
+    requests = ["Question 0?", {"user_prompt": f"Echo {emu.client_secret} now"}]
+    submitted = submit(pm, platform, requests)
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    text = json.dumps(dict(done.outputs))
+    assert emu.client_secret not in text and "***" in done.outputs["results"][1]["response"]
+    assert done.outputs["results"][0]["response"].endswith("Question 0?")  # clean rows are untouched
+    assert status(pm, platform, submitted.run_id).outputs == done.outputs
+
+
+def test_rows_on_a_dated_api_version_use_its_bare_urls(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, OpenAI_API_Version="2024-10-21")
+    submitted = submit(pm, platform, prompts(5), OpenAI_Max_Requests_Per_Batch="3")
+    decoded = run_ids.decode_batch(submitted.run_id, BATCH)
+    assert isinstance(decoded, run_ids.RowsRunId) and decoded.url == "/chat/completions"
+    assert {b["endpoint"] for b in run_batches(emu, "run-1")} == {"/chat/completions"}
+    uploads = [r for r in emu.requests if r.kind == "files.upload"]
+    assert uploads and all(r.path == "/openai/files" and r.query["api-version"] == "2024-10-21" for r in uploads)
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    assert done.status == "Success" and [r["custom_id"] for r in done.outputs["results"]] == [f"row-{i}" for i in range(5)]
+
+
+def test_a_run_key_too_long_for_a_run_id_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    from polysync_azure_openai.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"run_key makes the RunId .* more than the 1024 a host stores"):
+        submit(pm, sp_platform(emu), prompts(2), run_key="🙂" * 100)  # 100 characters, 1,200 percent-encoded
+    assert emu.requests == []
