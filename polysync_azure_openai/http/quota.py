@@ -26,18 +26,25 @@ def human(seconds: float) -> str:
 
 
 def estimated_tokens(body: Mapping[str, Any]) -> int:
-    """Azure's estimate of a request's cost: prompt characters / 4 (rounded up), plus its token limit."""
-    texts: list[str] = []
+    """Azure's estimate of a request's cost: prompt characters / 4 (rounded up), plus its token limit.
+
+    The prompt is every message's text (chat) or every input text (embeddings).
+    """
+    chars = 0
     messages = body.get("messages")
     if isinstance(messages, list):
-        texts += [m["content"] for m in messages if isinstance(m, dict) and isinstance(m.get("content"), str)]
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                chars += len(content)
     inputs = body.get("input")
-    texts += (
-        [inputs] if isinstance(inputs, str) else [t for t in inputs if isinstance(t, str)] if isinstance(inputs, list) else []
-    )
+    if isinstance(inputs, str):
+        chars += len(inputs)
+    elif isinstance(inputs, list):
+        chars += sum(len(text) for text in inputs if isinstance(text, str))
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     completion = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else 0
-    return math.ceil(sum(len(text) for text in texts) / 4) + completion
+    return -(-chars // 4) + completion
 
 
 def remaining(headers: Mapping[str, str]) -> tuple[int | None, int | None] | None:
