@@ -133,7 +133,11 @@ class HttpClient:
                 if lane is not None and admission is not None:
                     lane.leave(admission, outcome.status_code, outcome.headers)
                 return outcome
-            hint = retry_hint(outcome.headers, self._secrets) if isinstance(outcome, requests.Response) else None
+            hint = (
+                retry_hint(outcome.headers, self._secrets + sent_secrets(outcome.request))
+                if isinstance(outcome, requests.Response)
+                else None
+            )
             if isinstance(outcome, Failure):
                 observed: Outcome = outcome.transport
             else:

@@ -239,3 +239,15 @@ def test_the_token_estimate_is_azures(pm: pluggy.PluginManager, emu: Emulator) -
     assert outcomes == ["Success", "Success", "Success", "Failed"]
     # The fourth was held by the token headers (0 left) and probed once: one 429, no more.
     assert statuses(emu) == [200, 200, 200, 429]
+
+
+def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    emu.inject(f.Throttled(6, {"retry-after": emu.api_key, "retry-after-ms": "5"}), kind="chat", times=None)
+    result = submit(pm, api_key_platform(emu, Max_Retries="1"))
+    assert result.status == "Failed" and "retry-after: '***'" in result.message
+    assert emu.api_key not in result.message
+    assert not [r for r in caplog.records if emu.api_key in r.getMessage()]
+    assert any("retry-after: '***'" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
