@@ -349,13 +349,13 @@ class BearerAuth(requests.auth.AuthBase):
         return request
 
     def renew(self, request: requests.PreparedRequest) -> bool:
-        """After a 401: put a new token on ``request``; False when there is none."""
+        """After a 401 on ``request``: True when the cache now holds a newer token.
+
+        The resend is prepared anew and reads its token from the cache, so ``request`` itself
+        is only read (which token was refused), never rewritten.
+        """
         sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
-        fresh = self.provider.renew_after_401(self.scope, sent)
-        if fresh is None:
-            return False
-        request.headers["Authorization"] = "Bearer " + fresh
-        return True
+        return self.provider.renew_after_401(self.scope, sent) is not None
 
 
 class ApiKeyAuth(requests.auth.AuthBase):

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import logging
+import stat
+import threading
 import tracemalloc
 from pathlib import Path
 
 import pytest
+import trustme
 
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.emulator.faults import TruncatedBody
+from polysync_azure_openai.emulator.faults import Status, TruncatedBody
 from polysync_azure_openai.errors import AzureServiceError, ConfigurationError, TransportError
 from polysync_azure_openai.files import FileInfo, FilesApi
 from polysync_azure_openai.platform import PlatformConfig
 
-from .conftest import sp_platform
+from .conftest import api_key_platform, sp_platform
+from .http import loopback as lb
 
 LINE = json.dumps(
     {
@@ -100,8 +106,6 @@ def test_a_missing_directory_is_refused_before_any_request(tmp_path: Path, emu: 
 
 
 def test_upload_streams_from_disk_and_a_retry_resends_every_byte(tmp_path: Path, emu: Emulator) -> None:
-    from polysync_azure_openai.emulator.faults import Status
-
     content = (LINE.encode() + b"\n") * (20 * 1024 * 1024 // (len(LINE) + 1))
     source = tmp_path / "big.jsonl"
     source.write_bytes(content)
@@ -117,6 +121,119 @@ def test_upload_streams_from_disk_and_a_retry_resends_every_byte(tmp_path: Path,
     assert first.hits == 1  # the first attempt failed, the second carried the whole file again
     assert hashlib.sha256(emu.file_content(info.id)).digest() == hashlib.sha256(content).digest()
     assert peak < 6 * 1024 * 1024  # 20 MB went out without being held in memory
+
+
+def loopback_api(emu: Emulator, origin: str) -> FilesApi:
+    """The files calls of an API-key platform whose data plane is a loopback server (tests/http/loopback.py)."""
+    return FilesApi(PlatformConfig.from_host(api_key_platform(emu, OpenAI_Endpoint=origin, Max_Retries="0")))
+
+
+def test_download_into_a_directory_writes_file_id_jsonl_owner_only(tmp_path: Path, emu: Emulator) -> None:
+    file_id = emu.add_file(LINE.encode() + b"\n")
+    path, size = api(emu).download(file_id, tmp_path)
+    assert path == tmp_path / f"{file_id}.jsonl"
+    assert path.read_bytes() == LINE.encode() + b"\n" and size == len(LINE) + 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # batch output holds prompts and answers
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_download_is_logged_with_its_file_id_size_and_path(
+    tmp_path: Path, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="polysync_azure_openai")
+    file_id = emu.add_file(b"x" * 1234)
+    path, _ = api(emu).download(file_id, tmp_path / "results.jsonl")
+    # The worker's log says what was written where (and the record formats).
+    logged = [r.getMessage() for r in caplog.records if r.name == "polysync_azure_openai.files"]
+    assert [m for m in logged if file_id in m and "1234 bytes" in m and str(path) in m]
+
+
+def test_a_download_in_progress_is_a_hidden_part_file_next_to_the_target(tmp_path: Path, emu: Emulator, ca: trustme.CA) -> None:
+    # What an operator finds if the worker dies mid-download: a hidden file named after the target,
+    # in its directory (so the final rename never crosses file systems), ending in .part.
+    release = threading.Event()
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+    outcome: list[BaseException] = []
+
+    def download(files: FilesApi) -> None:
+        try:
+            files.download("file-abc", tmp_path / "results.jsonl")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with lb.loopback(lb.hold_after_headers(head, release), ca) as origin:
+        worker = threading.Thread(target=download, args=(loopback_api(emu, origin),))
+        worker.start()
+        try:
+            for _ in range(3000):  # until the partial file appears (at most 30 s)
+                partial = list(tmp_path.iterdir())
+                if partial or not worker.is_alive():
+                    break
+                release.wait(0.01)
+            assert len(partial) == 1, partial
+            assert partial[0].name.startswith(".results.jsonl.") and partial[0].name.endswith(".part")
+            assert stat.S_IMODE(partial[0].stat().st_mode) == 0o600
+        finally:
+            release.set()
+            worker.join()
+    assert isinstance(outcome[0], TransportError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_is_retried_on_a_503(tmp_path: Path, emu: Emulator) -> None:
+    file_id = emu.add_file(b"x" * 1000)
+    emu.inject(Status(503, headers={"retry-after-ms": "5"}), kind="files.content")
+    files = FilesApi(PlatformConfig.from_host(sp_platform(emu, Max_Retries="1")))
+    path, size = files.download(file_id, tmp_path / "out.jsonl")
+    assert size == 1000 and path.read_bytes() == b"x" * 1000
+    assert [r.status for r in emu.requests if r.kind == "files.content"] == [503, 200]
+
+
+def test_a_download_cut_short_is_a_transient_broken_response_with_azure_s_request_id(
+    tmp_path: Path, emu: Emulator, ca: trustme.CA
+) -> None:
+    # 3 MiB announced, 1.5 MiB sent: the first whole chunk reached the disk before the cut.
+    raw = (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {3 * 1024 * 1024}\r\n".encode()
+        + b"apim-request-id: rid-cut-download\r\n\r\n"
+        + b"x" * (3 * 1024 * 1024 // 2)
+    )
+    with lb.loopback(lb.answer(raw), ca) as origin, pytest.raises(TransportError) as raised:
+        loopback_api(emu, origin).download("file-abc", tmp_path / "out.jsonl")
+    error = raised.value
+    assert error.transient  # downloading again may succeed
+    assert (error.detail.status, error.detail.code, error.detail.request_id) == (200, "BrokenResponse", "rid-cut-download")
+    assert "file-abc" in str(error) and "after 1,048,576 bytes" in str(error) and "ChunkedEncodingError" in str(error)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_chunked_download_without_content_length_is_written_whole(tmp_path: Path, emu: Emulator, ca: trustme.CA) -> None:
+    content = LINE.encode() + b"\n"
+    raw = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + f"{len(content):x}\r\n".encode()
+        + content
+        + b"\r\n0\r\n\r\n"
+    )
+    with lb.loopback(lb.answer(raw), ca) as origin:
+        path, size = loopback_api(emu, origin).download("file-abc", tmp_path / "out.jsonl")
+    assert path.read_bytes() == content and size == len(content)
+
+
+def test_a_gzip_encoded_download_is_written_decoded_and_not_taken_for_a_short_one(
+    tmp_path: Path, emu: Emulator, ca: trustme.CA
+) -> None:
+    # Content-Length counts the encoded bytes; fewer of them than the decoded ones were written.
+    content = (LINE.encode() + b"\n") * 50
+    encoded = gzip.compress(content)
+    raw = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Encoding: gzip\r\n"
+        + f"Content-Length: {len(encoded)}\r\n\r\n".encode()
+        + encoded
+    )
+    with lb.loopback(lb.answer(raw), ca) as origin:
+        path, size = loopback_api(emu, origin).download("file-abc", tmp_path / "out.jsonl")
+    assert path.read_bytes() == content and size == len(content)
 
 
 def test_a_lost_upload_answer_is_looked_up_by_name_not_sent_again(tmp_path: Path, emu: Emulator) -> None:

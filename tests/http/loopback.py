@@ -128,6 +128,34 @@ def _cut_sized_answer(tls: ssl.SSLSocket) -> None:
     tls.close()
 
 
+def answer(raw: bytes) -> Behaviour:
+    """Read each request and send ``raw`` (status line, headers and body, as given); then close.
+
+    For answer shapes the emulator never sends (a chunked or gzip-encoded body, a body shorter
+    than its Content-Length) that a gateway or Azure's front end may.
+    """
+
+    def then(tls: ssl.SSLSocket) -> None:
+        _read_request(tls)
+        tls.sendall(raw)
+        tls.close()
+
+    return _tls(then)
+
+
+def hold_after_headers(head: bytes, release: threading.Event) -> Behaviour:
+    """Send ``head`` (status line and headers announcing a body), then nothing until ``release`` is
+    set; then close, cutting the body: the client is caught mid-answer for as long as a test needs."""
+
+    def then(tls: ssl.SSLSocket) -> None:
+        _read_request(tls)
+        tls.sendall(head)
+        release.wait(30)
+        tls.close()
+
+    return _tls(then)
+
+
 untrusted_handshake = _tls(_handshake_only)
 cut_during_body = _tls(_cut_during_body)
 close_after_request = _tls(_close_after_request)
