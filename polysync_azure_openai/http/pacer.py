@@ -17,7 +17,7 @@ embedding call passes its deployment's lane, which knows only what Azure's answe
 
 A call that would wait past its own budget (``decide.Budget``) is refused at once, unsent, with
 the 429 that paused the lane. A deployment that is not limited (no remaining headers, or enough
-for the calls in flight) is never held: a lane then costs one uncontended lock per call. A lane
+for the calls in flight) is never held: a lane then costs an uncontended lock in and out. A lane
 is an in-process cache of what Azure's headers said and nothing more: no state outlives the
 process or crosses it; worker processes converge because they read the same headers.
 """
