@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "concurrency": ("concurrency:run", "1/4/16/64 threads at 50 ms latency, server in its own process"),
     "download": ("download:run", "500 MB batch output: batch download vs streamed requests (not in --quick)"),
     "batch-data": ("batch_data:run", "100,000 requests in and results out: memory and time vs raw streamed upload and download"),
+    "quota": ("quota:run", "640 chat runs at the emulator's rate limit: plugin (32 threads, 4 processes) vs openai SDK"),
 }
 NOT_QUICK = ("download",)
 

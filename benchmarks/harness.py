@@ -49,6 +49,9 @@ class Trust:
         self.ca = trustme.CA(organization_name="Polysync benchmarks")
         self.ca_path = str(self.directory / "ca.pem")
         self.ca.cert_pem.write_to_path(self.ca_path)
+        # For servers in child processes that issue their own leaf (the emulator does).
+        self.ca_key_path = str(self.directory / "ca-key.pem")
+        self.ca.private_key_pem.write_to_path(self.ca_key_path)
         leaf = self.ca.issue_cert("127.0.0.1", "localhost")
         self.cert_chain = str(self.directory / "server.pem")
         leaf.private_key_and_cert_chain_pem.write_to_path(self.cert_chain)
@@ -238,6 +241,17 @@ class Target:
         measured = self.fmt.format(self.measured)
         limit = self.fmt.format(self.limit)
         return f"{status}  {self.benchmark:<12} {self.what:<52} {measured:>10}  (target {sign} {limit})"
+
+
+@dataclass
+class Headline:
+    """A benchmark's one-line verdict: printed unindented after the summary, the run's last lines."""
+
+    text: str
+    closing: bool = True
+
+    def line(self) -> str:
+        return self.text
 
 
 @dataclass

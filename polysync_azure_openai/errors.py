@@ -34,6 +34,8 @@ class ErrorDetail:
     attempts: int = 1
     #: What the operator should do, one sentence without a label; filled by troubleshooting.
     fix: str = ""
+    #: The wait in seconds a 429 asked for, when it named one (hours mean a daily quota).
+    retry_after: float | None = None
 
     def describe(self) -> str:
         """The substance alone: status, code, message, request id, attempts."""

@@ -11,6 +11,7 @@ a message, an exception, an output or a log record.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -65,14 +66,7 @@ class Redactor:
 
     @classmethod
     def of(cls, secrets: Iterable[str | None]) -> Redactor:
-        forms: set[str] = set()
-        for secret in secrets:
-            if secret and len(secret) >= MIN_SECRET_LENGTH:
-                forms |= variants(secret)
-        if not forms:
-            return cls(None)
-        # Longest first, so a form that contains another is masked whole.
-        return cls(re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))))
+        return _redactor(tuple(secret for secret in secrets if secret and len(secret) >= MIN_SECRET_LENGTH))
 
     def __call__(self, text: str) -> str:
         return text if self.pattern is None else self.pattern.sub(MASK, text)
@@ -111,3 +105,18 @@ class Redactor:
             exc.replace_detail(self.detail(exc.detail))
         else:
             exc.args = tuple(self(a) if isinstance(a, str) else a for a in exc.args)
+
+
+# Every answer is scrubbed, so a redactor is asked for on every call; building one (the base64
+# forms of each secret, then a regular expression) cost more than the rest of a call's client
+# work. The secrets it holds are held by the platform's configuration and token cache anyway;
+# the bound drops the redactors of tokens long expired.
+@functools.lru_cache(maxsize=256)
+def _redactor(secrets: tuple[str, ...]) -> Redactor:
+    forms: set[str] = set()
+    for secret in secrets:
+        forms |= variants(secret)
+    if not forms:
+        return Redactor(None)
+    # Longest first, so a form that contains another is masked whole.
+    return Redactor(re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))))

@@ -14,6 +14,9 @@ import attrs
 from .errors import ErrorDetail
 from .identity import MANAGED_IDENTITY, WORKLOAD_IDENTITY, AuthConfig
 
+#: A 429 asking for a wait this long (an hour) is a daily quota, not a per-minute one (spec §H).
+DAILY_QUOTA_WAIT: Final = 3600.0
+
 #: The only advice an untrusted certificate gets (spec second-release §A "untrusted").
 PRIVATE_CA: Final = (
     "If the endpoint uses a private CA, point REQUESTS_CA_BUNDLE at a bundle that "
@@ -214,10 +217,18 @@ def advice(detail: ErrorDetail, *, operation: str, deployment: str | None = None
         return "check 'OpenAI API Version', 'OpenAI Resource Name' and 'OpenAI Endpoint'."
     if code in ("ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound"):
         return "check 'Subscription Id', 'Resource Group Name' and 'OpenAI Resource Name'."
-    if status == 429:
+    if status == 429 or code == "QuotaWait":
+        if detail.retry_after is not None and detail.retry_after >= DAILY_QUOTA_WAIT:
+            return (
+                "Azure asks for a wait of hours: a daily quota of the deployment (or of the subscription) "
+                "is used up. Wait for it to reset, raise it (https://aka.ms/oai/quotaincrease), or move "
+                "the work to another deployment or to the Batch job."
+            )
         return (
-            "the deployment's rate limit was hit on every attempt; raise its quota (tokens per "
-            "minute), spread the schedule, or use the Batch job for bulk work."
+            "the deployment's quota (requests and tokens per minute, shared by every caller) held "
+            "through this run's retries and waiting. Raise the quota (tokens per minute), run fewer "
+            "calls on the deployment at once, raise 'Request Timeout Seconds' (how long a run may "
+            "wait for the quota) and 'Max Retries', or use the Batch job for bulk work."
         )
     if code == "ReadTimeout":
         return "raise 'Request Timeout Seconds', or use the Batch job for long work."

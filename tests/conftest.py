@@ -15,6 +15,7 @@ import trustme
 from polysync_azure_openai.cli.host import Job, Platform, import_all, plugin_manager
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.cli import platform_attributes
+from polysync_azure_openai.http import pacer
 from polysync_azure_openai.results import ImportedJob
 
 
@@ -34,6 +35,13 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> trustme.CA:
         os.environ.pop("REQUESTS_CA_BUNDLE", None)
     else:
         os.environ["REQUESTS_CA_BUNDLE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def fresh_lanes() -> None:
+    """Deployment lanes live per process, keyed by endpoint: an emulator port the OS hands out
+    again must not inherit an earlier test's pauses or counts."""
+    pacer.LANES.clear()
 
 
 @pytest.fixture

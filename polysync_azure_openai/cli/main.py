@@ -38,6 +38,15 @@ PLATFORM_HELP: Final = """platform file (--config PATH), the attribute names of 
 """
 
 
+EMULATOR_RATE_LIMIT_FLAGS: Final = (
+    ("--requests-per-window", "N", "rate limit: requests per window on each limited deployment"),
+    ("--tokens-per-window", "N", "rate limit: estimated tokens (prompt characters / 4 + max_tokens) per window"),
+    ("--window-seconds", "S", "rate limit: length of a window (default 60, Azure's minute)"),
+    ("--throttle-shape", "SHAPE", "how a 429 names its wait: retry-after-ms (default), retry-after or none"),
+    ("--limit-deployment", "NAME", "deployment to limit; repeat for more (default: every chat and embedding one)"),
+)
+
+
 # -- the parser -----------------------------------------------------------------------------------
 
 
@@ -56,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser("emulator", help="run the local Azure emulator until interrupted")
     emulator.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     emulator.add_argument("--state-dir", help="where to write platform.toml and emulator.env (default: a temp dir)")
+    # Checked by the emulator's own parser (an extra), which names the flag in its error.
+    for flag, metavar, text in EMULATOR_RATE_LIMIT_FLAGS:
+        emulator.add_argument(flag, metavar=metavar, help=text, action="append" if flag == "--limit-deployment" else "store")
     emulator.set_defaults(handler=emulator_command)
 
     target = argparse.ArgumentParser(add_help=False)
@@ -259,4 +271,8 @@ def emulator_command(args: argparse.Namespace) -> int:
     argv = ["--port", str(args.port)]
     if args.state_dir:
         argv += ["--state-dir", args.state_dir]
+    for flag, _, _ in EMULATOR_RATE_LIMIT_FLAGS:
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        for item in value if isinstance(value, list) else [] if value is None else [value]:
+            argv += [flag, item]
     return run_emulator_cli(argv)

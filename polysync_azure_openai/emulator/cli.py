@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -15,6 +16,7 @@ from types import FrameType
 
 from .control import Emulator
 from .dataplane import V1
+from .ratelimit import DEFAULT_WINDOW_SECONDS, THROTTLE_SHAPES, ThrottleShape
 
 PLATFORM_FILE = "platform.toml"
 MANAGED_IDENTITY_FILE = "platform-managed-identity.toml"
@@ -120,6 +122,43 @@ def write_state_files(emu: Emulator, state_dir: Path) -> tuple[Path, Path]:
     return platform_path, env_path
 
 
+def _positive_whole(text: str) -> int:
+    if not (text.isascii() and text.isdecimal()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return int(text)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return seconds
+
+
+def _apply_rate_limits(parser: argparse.ArgumentParser, emu: Emulator, args: argparse.Namespace) -> list[str]:
+    """Limit the deployments the flags name; one line per limited deployment, for the banner."""
+    if args.requests_per_window is None and args.tokens_per_window is None:
+        return []
+    callable_ones = [d.name for d in emu.deployments if not d.is_batch_only and d.provisioning_state == "Succeeded"]
+    names = args.limit_deployment or [
+        d.name for d in emu.deployments if d.name in callable_ones and (d.supports("chatCompletion") or d.supports("embeddings"))
+    ]
+    unknown = [name for name in names if name not in callable_ones]
+    if unknown:
+        parser.error(f"--limit-deployment {unknown[0]!r} is not a callable deployment; choose from {', '.join(callable_ones)}")
+    window = args.window_seconds or DEFAULT_WINDOW_SECONDS
+    shape: ThrottleShape = args.throttle_shape or "retry-after-ms"
+    for name in names:
+        emu.set_rate_limit(name, requests=args.requests_per_window, tokens=args.tokens_per_window, window=window, shape=shape)
+    allowed = " and ".join(
+        f"{count} {what}" for count, what in ((args.requests_per_window, "requests"), (args.tokens_per_window, "tokens")) if count
+    )
+    return [f"{name}: {allowed} per {window:g} s window (429s with {shape})" for name in names]
+
+
 def run_emulator_cli(argv: list[str] | None = None) -> int:
     """Run the emulator until Ctrl-C or SIGTERM; return the exit status."""
     parser = argparse.ArgumentParser(
@@ -133,7 +172,36 @@ def run_emulator_cli(argv: list[str] | None = None) -> int:
         default=None,
         help="where to write platform.toml and emulator.env (default: a new temporary directory)",
     )
+    limits = parser.add_argument_group(
+        "rate limit (per deployment, as Azure's quota: 429 once a window's requests or estimated tokens run out)"
+    )
+    limits.add_argument("--requests-per-window", type=_positive_whole, metavar="N", help="requests each window allows")
+    limits.add_argument(
+        "--tokens-per-window", type=_positive_whole, metavar="N", help="estimated tokens (prompt characters / 4 + max_tokens)"
+    )
+    limits.add_argument(
+        "--window-seconds",
+        type=_positive_seconds,
+        metavar="S",
+        help=f"length of a window (default: {DEFAULT_WINDOW_SECONDS:g}, Azure's minute)",
+    )
+    limits.add_argument("--throttle-shape", choices=THROTTLE_SHAPES, help="how a 429 names its wait (default: retry-after-ms)")
+    limits.add_argument(
+        "--limit-deployment",
+        action="append",
+        metavar="NAME",
+        help="deployment to limit; repeat for more (default: every chat and embedding deployment)",
+    )
     args = parser.parse_args(argv)
+    tuning = {
+        "--window-seconds": args.window_seconds,
+        "--throttle-shape": args.throttle_shape,
+        "--limit-deployment": args.limit_deployment,
+    }
+    if args.requests_per_window is None and args.tokens_per_window is None:
+        given = [flag for flag, value in tuning.items() if value is not None]
+        if given:
+            parser.error(f"{', '.join(given)} needs --requests-per-window and/or --tokens-per-window")
 
     own_dir = args.state_dir is None
     state_dir: Path = Path(tempfile.mkdtemp(prefix="polysync-emulator-")) if own_dir else args.state_dir
@@ -147,7 +215,9 @@ def run_emulator_cli(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, request_stop)
     try:
         # Run by hand, a batch must progress while its client polls: the clock follows real time.
-        with Emulator(port=args.port, realtime_clock=True) as emu:
+        emulator = Emulator(port=args.port, realtime_clock=True)
+        limited = _apply_rate_limits(parser, emulator, args)
+        with emulator as emu:
             platform_path, env_path = write_state_files(emu, state_dir)
             print(f"Azure emulator running at {emu.url} (Entra ID, Resource Manager, Azure OpenAI)")
             print(f"  OpenAI Endpoint:           {emu.url}")
@@ -159,6 +229,8 @@ def run_emulator_cli(argv: list[str] | None = None) -> int:
             print(f"  ... as Managed Identity:   {state_dir / MANAGED_IDENTITY_FILE}")
             print(f"  ... as Workload Identity:  {state_dir / WORKLOAD_IDENTITY_FILE}")
             print(f"  Secrets and CA (env file): {env_path}")
+            for line in limited:
+                print(f"  Rate limit:                {line}")
             print("Press Ctrl-C to stop.", flush=True)
             try:
                 while not stop.wait(0.5):

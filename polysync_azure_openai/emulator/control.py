@@ -26,6 +26,7 @@ from .files import FilesService, FileStore
 from .handle import ServerHandle
 from .managed_identity import PATH as MSI_PATH
 from .managed_identity import ManagedIdentityService, new_identity_header
+from .ratelimit import DEFAULT_WINDOW_SECONDS, RateLimit, ThrottleShape
 from .server import EmulatorHTTPServer, Fault, Route
 from .state import (
     DEFAULT_DEPLOYMENTS,
@@ -343,6 +344,38 @@ class Emulator(ServerHandle):
     @property
     def deployments(self) -> tuple[Deployment, ...]:
         return self._state.deployments()
+
+    def set_rate_limit(
+        self,
+        deployment: str,
+        *,
+        requests: int | None = None,
+        tokens: int | None = None,
+        window: float = DEFAULT_WINDOW_SECONDS,
+        shape: ThrottleShape = "retry-after-ms",
+    ) -> RateLimit:
+        """Limit `deployment` to `requests` and/or `tokens` (Azure's estimate) per `window` seconds.
+
+        Windows follow each other from the deployment's next request; answers then report what
+        the window has left, and a request over the limit gets Azure's 429 in `shape`
+        (ratelimit.py). Setting a limit again starts afresh.
+        """
+        if self._state.deployment(deployment) is None:
+            names = ", ".join(d.name for d in self._state.deployments())
+            raise ValueError(f"no deployment named {deployment!r} to limit; the emulator has: {names}")
+        limit = RateLimit(requests=requests, tokens=tokens, window=window, shape=shape)
+        self._state.rate_limits.set(deployment, limit)
+        return limit
+
+    def clear_rate_limits(self) -> None:
+        """Every deployment unlimited again."""
+        for name in self._state.rate_limits.limits():
+            self._state.rate_limits.set(name, None)
+
+    @property
+    def rate_limits(self) -> dict[str, RateLimit]:
+        """The limited deployments and their limits."""
+        return self._state.rate_limits.limits()
 
     @property
     def page_size(self) -> int:

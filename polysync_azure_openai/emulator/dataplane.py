@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from .auth import bearer_token
+from .ratelimit import OPERATIONS, estimated_tokens, shaped_headers, throttle_message
 from .server import NOT_FOUND_BODY, Request, Response, Route, json_response, route
 from .state import OPENAI_USER_ROLE, Deployment, EmulatorConfig, EmulatorState
 from .structured import FormatError, check_response_format, json_answer
@@ -161,7 +162,10 @@ def is_v1(request: Request) -> bool:
 
 
 def ratelimit_headers(capacity: int, tokens: int) -> dict[str, str]:
-    """What is left of a deployment's minute after this request; no limit is enforced yet."""
+    """What an unlimited deployment reports left of its minute: its capacity, never spent.
+
+    A deployment given a rate limit (ratelimit.py) reports what its window really has left.
+    """
     return {
         "x-ratelimit-remaining-requests": str(max(0, capacity * REQUESTS_PER_CAPACITY_UNIT - 1)),
         "x-ratelimit-remaining-tokens": str(max(0, capacity * TOKENS_PER_CAPACITY_UNIT - tokens)),
@@ -593,10 +597,41 @@ class DataPlaneService:
                 body = read_json_object(request)
             except InvalidRequest as invalid:
                 return invalid.response()
+        quota = self._quota(request, deployment, body, capability)
+        if isinstance(quota, Response):
+            return quota
         result = answer(deployment, body)
         usage = result.payload.get("usage") if result.status == 200 else None
         tokens = usage.get("total_tokens", 0) if isinstance(usage, dict) else 0
-        return json_response(result.status, result.payload, ratelimit_headers(deployment.capacity, tokens))
+        return json_response(result.status, result.payload, {**ratelimit_headers(deployment.capacity, tokens), **quota})
+
+    def _quota(
+        self, request: Request, deployment: Deployment, body: dict[str, Any], capability: str
+    ) -> Response | dict[str, str]:
+        """The deployment's rate limit (ratelimit.py): Azure's 429, or what is left after this request.
+
+        A request the limit lets through counts whatever its answer (a 400 reached the
+        deployment); a throttled one costs nothing.
+        """
+        verdict = self._state.rate_limits.take(deployment.name, estimated_tokens(body))
+        if verdict is None:
+            return {}
+        left = {
+            name: str(max(0, value))
+            for name, value in (
+                ("x-ratelimit-remaining-requests", verdict.remaining_requests),
+                ("x-ratelimit-remaining-tokens", verdict.remaining_tokens),
+            )
+            if value is not None
+        }
+        if verdict.allowed:
+            return left
+        operation = OPERATIONS["chat" if capability == "chatCompletion" else "embeddings"]
+        message = throttle_message(
+            math.ceil(verdict.wait), operation, request.query.get("api-version") or "v1", verdict.exhausted
+        )
+        headers = {**left, **shaped_headers(verdict.shape, verdict.wait)}
+        return json_response(429, {"error": {"code": "429", "message": message}}, headers)
 
     def chat(
         self, deployment: Deployment, body: dict[str, Any], *, created: int | None = None, api_version: str | None = None

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from .dataplane import prompt_blocked
+from .ratelimit import OPERATIONS, THROTTLE_SHAPES, ThrottleShape, shaped_headers, throttle_message
 from .server import Exchange, Fault, Response
 
 JSON = {"Content-Type": "application/json"}
@@ -54,40 +55,6 @@ HTML_ERROR_PAGE = (
     "<hr><center>Microsoft-Azure-Application-Gateway/v2</center></body></html>\n"
 )
 MALFORMED_JSON = b'{"id": "chatcmpl-emulator", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": '
-
-
-# The operation ids Azure names in a 429's message, by request kind (as in the request log).
-OPERATIONS = {
-    "chat": "ChatCompletions_Create",
-    "embeddings": "Embeddings_Create",
-    "files.upload": "Files_Upload",
-    "files.list": "Files_List",
-    "files.get": "Files_Get",
-    "files.delete": "Files_Delete",
-    "files.content": "Files_GetFileContent",
-    "batches.create": "Batches_Create",
-    "batches.list": "Batches_List",
-    "batches.get": "Batches_Get",
-    "batches.cancel": "Batches_Cancel",
-}
-#: How a 429 says when to come back: `retry-after-ms` (with `retry-after`), `retry-after` alone,
-#: or neither (then only `x-ratelimit-reset-requests` / `-tokens`) -- all three are seen from Azure.
-ThrottleShape = Literal["retry-after-ms", "retry-after", "none"]
-THROTTLE_SHAPES: tuple[str, ...] = ("retry-after-ms", "retry-after", "none")
-
-
-def throttle_message(
-    retry_seconds: int,
-    operation: str = "ChatCompletions_Create",
-    api_version: str = "2024-10-21",
-    limit: str = "token",
-) -> str:
-    return (
-        f"Requests to the {operation} Operation under Azure OpenAI API version {api_version} have "
-        f"exceeded {limit} rate limit of your current OpenAI S0 pricing tier. Please retry after "
-        f"{retry_seconds} second{'s' if retry_seconds != 1 else ''}. Please go here: https://aka.ms/oai/quotaincrease "
-        "if you would like to further increase the default rate limit."
-    )
 
 
 def _names(fields: Iterable[str]) -> tuple[str, ...]:
@@ -191,14 +158,7 @@ def throttled(
             raise ValueError("with a shape, retry_after is a whole number of seconds")
         milliseconds = retry_after_ms if retry_after_ms is not None else 1000 * (1 if retry_after is None else retry_after)
         seconds = math.ceil(milliseconds / 1000) if retry_after is None else retry_after
-        if shape == "retry-after-ms":
-            shaped = {"retry-after-ms": str(milliseconds), "retry-after": str(seconds)}
-        elif shape == "retry-after":
-            shaped = {"retry-after": str(seconds)}
-        else:
-            # OpenAI's duration notation; the plugin must read these when no retry header came.
-            shaped = {"x-ratelimit-reset-requests": f"{seconds}s", "x-ratelimit-reset-tokens": f"{seconds}s"}
-        return Throttled(seconds, shaped, limit)
+        return Throttled(seconds, shaped_headers(shape, milliseconds / 1000), limit)
     headers: dict[str, str] = {}
     if retry_after is not None:
         if isinstance(retry_after, datetime):

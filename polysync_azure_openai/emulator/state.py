@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from .clouds import Cloud
+from .ratelimit import RateLimiter
 
 OPENAI_USER_ROLE = "Cognitive Services OpenAI User"
 READER_ROLE = "Reader"
@@ -193,6 +194,8 @@ class EmulatorState:
         self.token_lifetime = token_lifetime
         self.page_size = page_size
         self.next_link_origin: str | None = None
+        #: The deployments' rate limits; the limiter keeps its own lock.
+        self.rate_limits = RateLimiter()
 
     # Settings are validated here so that a bad value fails in the test that sets it, not later
     # inside a handler thread.

@@ -6,6 +6,8 @@
 - ``create``: creates that look for what they made before creating again.
 - ``azure_errors``: Azure's error bodies, request ids and retry headers.
 - ``fastpath``: the requests session and adapter each attempt goes through.
+- ``pacer``: one lane per deployment, shared by every thread: the quota's pauses and budget.
+- ``quota``: what the quota counts and says: Azure's cost estimate, remaining headers, the window.
 
 The names below are the ones the rest of the plugin, the tests and the benchmarks import from
 ``polysync_azure_openai.http``.
@@ -13,15 +15,14 @@ The names below are the ones the rest of the plugin, the tests and the benchmark
 
 from __future__ import annotations
 
-from .azure_errors import error_detail, read_json, response_request_id, retry_after
+from .azure_errors import error_detail, read_json, response_request_id, retry_after, retry_hint
 from .classify import Failure, Transport, classify
 from .client import _CLIENTS, HttpClient, MayExist, client_for, data_plane, dumps, resource_manager
 from .create import REATTACH_SECONDS, create_or_find
-from .decide import MAX_RETRY_AFTER, MAX_TOTAL_WAIT, RETRY_STATUSES, Kind, RetryMode, decide
+from .decide import MAX_TOTAL_WAIT, RETRY_STATUSES, Kind, RetryMode, decide
 from .fastpath import POOL_SIZE, USER_AGENT, StreamBody
 
 __all__ = [
-    "MAX_RETRY_AFTER",
     "MAX_TOTAL_WAIT",
     "POOL_SIZE",
     "REATTACH_SECONDS",
@@ -46,4 +47,5 @@ __all__ = [
     "resource_manager",
     "response_request_id",
     "retry_after",
+    "retry_hint",
 ]

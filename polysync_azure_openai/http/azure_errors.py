@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import attrs
 import requests
 
 from ..errors import ErrorDetail, TransportError
 from ..redaction import Redactor
 from .classify import short
-from .decide import MAX_RETRY_AFTER
 
 ERROR_TEXT_LIMIT: Final = 500
 REQUEST_ID_HEADERS: Final = ("apim-request-id", "x-request-id", "x-ms-request-id")
@@ -148,26 +149,80 @@ def read_json(response: requests.Response, what: str) -> dict[str, Any]:
     return payload
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait as Azure asks (retry-after-ms, x-ms-retry-after-ms, Retry-After), capped."""
-    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+#: Headers that say when to come back, in the order they are believed: Azure's millisecond
+#: headers, Retry-After, then OpenAI's reset durations (sent when neither came; wire-samples §5).
+WAIT_HEADERS: Final = ("retry-after-ms", "x-ms-retry-after-ms", "retry-after")
+RESET_HEADERS: Final = ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens", "x-rate-limit-reset-tokens")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
+_SHOWN_HEADER_CHARS: Final = 40
+
+
+@attrs.frozen
+class RetryHint:
+    """What an answer said about waiting: the usable wait, and the headers as Azure sent them."""
+
+    #: Seconds to wait, or None when no header named a usable one (absent, negative, text).
+    seconds: float | None
+    #: Every wait header as sent, quoted and shortened (``retry-after-ms: '5500', retry-after: '6'``).
+    sent: str = ""
+    #: Whether the wait names the reset to the millisecond (``retry-after-ms``, a reset duration).
+    exact: bool = False
+
+
+def retry_hint(headers: Mapping[str, str], secrets: tuple[str, ...] = ()) -> RetryHint:
+    """The wait Azure asks for: retry-after-ms, x-ms-retry-after-ms, Retry-After (seconds or a date),
+    else the longest x-ratelimit-reset-* duration. Malformed values are shown, never waited for."""
+    shown = [
+        f"{name}: {value[:_SHOWN_HEADER_CHARS]!r}"
+        for name in (*WAIT_HEADERS, *RESET_HEADERS)
+        if (value := headers.get(name)) is not None
+    ]
+    sent = Redactor.of(secrets)(", ".join(shown))
+    for name in WAIT_HEADERS:
         value = headers.get(name)
-        if value is None:
-            continue
-        value = value.strip()
+        seconds = None if value is None else _wait_seconds(value.strip(), 1.0 if name == "retry-after" else 0.001)
+        if seconds is not None:
+            return RetryHint(seconds, sent, exact=name != "retry-after")
+    resets = [(s, value) for name in RESET_HEADERS if (s := _duration_seconds(value := headers.get(name) or "")) is not None]
+    if not resets:
+        return RetryHint(None, sent)
+    seconds, text = max(resets)
+    # Whole seconds (Azure's `55`) name the reset only to the second.
+    return RetryHint(seconds, sent, exact="ms" in text or "." in text)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait as Azure asks (see :func:`retry_hint`), or None."""
+    return retry_hint(headers).seconds
+
+
+def _wait_seconds(value: str, scale: float) -> float | None:
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        if scale != 1.0:
+            return None
         try:
-            seconds = float(value) * scale
-        except ValueError:
-            if scale != 1.0:
-                continue
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                continue
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = (when - datetime.now(UTC)).total_seconds()
-        if seconds != seconds or seconds < 0:  # NaN or negative: ignore this header
-            continue
-        return min(seconds, MAX_RETRY_AFTER)
-    return None
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        # A date already past means "now".
+        seconds = max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _duration_seconds(value: str) -> float | None:
+    """``55`` (seconds, as Azure sends it), or OpenAI's ``1h2m3.5s``, ``6m0s``, ``850ms``."""
+    if not value.strip():
+        return None
+    value = value.strip()
+    plain = _wait_seconds(value, 1.0) if value[0].isdigit() and value[-1].isdigit() else None
+    if plain is not None:
+        return plain
+    match = _DURATION.fullmatch(value)
+    if match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds, milliseconds = (float(part) if part else 0.0 for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds + milliseconds / 1000

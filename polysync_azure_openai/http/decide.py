@@ -16,8 +16,8 @@ from .classify import Transport
 RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 #: Statuses that say the service did nothing: a create may be sent again (§A).
 NOTHING_DONE_STATUSES: Final = frozenset({408, 429})
-MAX_RETRY_AFTER: Final = 60.0
-#: Upper bound on the time one request may spend waiting between its attempts.
+#: Upper bound on the time one request may spend waiting: between its attempts, and for its
+#: deployment's quota (pacer.py). A longer 'Request Timeout Seconds' raises it.
 MAX_TOTAL_WAIT: Final = 120.0
 BACKOFF_BASE: Final = 0.5
 BACKOFF_CAP: Final = 8.0
@@ -70,6 +70,10 @@ class Attempt:
     waited: float = 0.0
     renewed: bool = False
 
+    def held(self, seconds: float) -> Attempt:
+        """The same attempt, after ``seconds`` held back by its deployment's quota before it was sent."""
+        return attrs.evolve(self, waited=self.waited + seconds) if seconds > 0 else self
+
     def after(self, decision: Decision) -> Attempt:
         if isinstance(decision, Renew):
             return attrs.evolve(self, renewed=True)
@@ -87,9 +91,13 @@ class Wait:
 
 @attrs.frozen
 class GiveUp:
-    """Raise the last failure; ``why`` goes to the log."""
+    """Raise the last failure; ``why`` goes to the log.
+
+    ``wait`` is set when the wait asked for was what passed the budget (the quota message says so).
+    """
 
     why: str
+    wait: float | None = None
 
 
 @attrs.frozen
@@ -120,7 +128,7 @@ def decide(outcome: Outcome, kind: Kind, attempt: Attempt, budget: Budget, *, ji
             return GiveUp(f"HTTP {status} is not transient")
         if kind is Kind.CREATE and status not in NOTHING_DONE_STATUSES:
             return LOOK_UP  # a 5xx may come after the service acted: whatever Max Retries says
-        wait = backoff(attempt.number, jitter) if outcome.retry_after is None else min(outcome.retry_after, MAX_RETRY_AFTER)
+        wait = backoff(attempt.number, jitter) if outcome.retry_after is None else outcome.retry_after
     else:
         if outcome in (Transport.UNTRUSTED, Transport.INVALID):
             return GiveUp(f"{outcome.value} is permanent")
@@ -130,7 +138,8 @@ def decide(outcome: Outcome, kind: Kind, attempt: Attempt, budget: Budget, *, ji
     if attempt.number > budget.max_retries:
         return GiveUp(f"Max Retries ({budget.max_retries}) used up")
     if attempt.waited + wait > budget.max_total_wait:
-        return GiveUp(f"waiting {wait:.2f} s more would pass {budget.max_total_wait:.0f} s in all")
+        # Azure's wait is its answer, not a hint: a shorter one would only fetch another 429.
+        return GiveUp(f"waiting {wait:.2f} s more would pass {budget.max_total_wait:.0f} s in all", wait=wait)
     return Wait(wait)
 
 

@@ -12,6 +12,7 @@ import attrs
 from .. import discovery
 from ..errors import ConfigurationError, ErrorDetail, RemoteError, TransportError
 from ..http import RetryMode, data_plane, dumps, read_json, response_request_id
+from ..http.quota import estimated_tokens
 from ..identity import API_KEY
 from ..ids import DECIMAL, DEPLOYMENT_NAME, POSITIVE_WHOLE_NUMBER, json_type, lone_surrogate, shown
 from ..manifest import JobTypeSpec, job_type_spec
@@ -312,6 +313,9 @@ class SynchronousService(JobService):
             params=surface.params,
             body=dumps({"model": deployment, **body} if surface.is_v1 else body),
             mode=RetryMode.POST,
+            # Paced in the deployment's lane, shared by every thread calling it (spec §H).
+            deployment=deployment,
+            tokens=estimated_tokens(body),
         )
         return read_json(response, f"The {self.operation} answer"), response_request_id(response)
 

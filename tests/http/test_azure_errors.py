@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from polysync_azure_openai.http import error_detail, retry_after
+from polysync_azure_openai.http import error_detail, retry_after, retry_hint
 
 CRID = "00000000-1111-2222-3333-444444444444"
 
@@ -134,9 +134,47 @@ def test_retry_after_headers() -> None:
     assert retry_after({"retry-after-ms": "250"}) == 0.25
     assert retry_after({"x-ms-retry-after-ms": "1500"}) == 1.5
     assert retry_after({"retry-after": "6"}) == 6.0
-    assert retry_after({"retry-after": "600"}) == 60.0  # capped
+    assert retry_after({"retry-after": "600"}) == 600.0  # decide weighs it against the budget
     assert retry_after({"retry-after-ms": "-1", "retry-after": "2"}) == 2.0
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= (retry_after({"retry-after": when}) or 0) <= 30
     assert retry_after({"retry-after": "soon"}) is None
     assert retry_after({}) is None
+
+
+@pytest.mark.parametrize(
+    "headers,seconds,exact,sent",
+    [
+        ({"retry-after-ms": "5500", "retry-after": "6"}, 5.5, True, "retry-after-ms: '5500', retry-after: '6'"),
+        ({"retry-after": "6"}, 6.0, False, "retry-after: '6'"),
+        # Neither: OpenAI's reset durations (the longer one), or Azure's plain seconds.
+        ({"x-ratelimit-reset-requests": "850ms", "x-ratelimit-reset-tokens": "4s"}, 4.0, False, None),
+        ({"x-ratelimit-reset-tokens": "1.25s"}, 1.25, True, None),
+        ({"x-ratelimit-reset-tokens": "6m0s"}, 360.0, False, None),
+        ({"x-ratelimit-reset-tokens": "1h2m3.5s"}, 3723.5, True, None),
+        ({"x-rate-limit-reset-tokens": "55"}, 55.0, False, "x-rate-limit-reset-tokens: '55'"),
+        # Malformed: shown as sent, never waited for.
+        ({"retry-after": "-5"}, None, False, "retry-after: '-5'"),
+        ({"retry-after-ms": "abc", "retry-after": "soon"}, None, False, "retry-after-ms: 'abc', retry-after: 'soon'"),
+        ({"retry-after-ms": "inf"}, None, False, "retry-after-ms: 'inf'"),
+        ({"retry-after": "1e400"}, None, False, "retry-after: '1e400'"),
+        ({"x-ratelimit-reset-tokens": "-1"}, None, False, "x-ratelimit-reset-tokens: '-1'"),
+        ({"x-ratelimit-reset-tokens": "soon"}, None, False, "x-ratelimit-reset-tokens: 'soon'"),
+        ({"retry-after": "9" * 200}, 10.0**200 - 1, False, "retry-after: '" + "9" * 40 + "'"),
+        ({}, None, False, ""),
+    ],
+)
+def test_retry_hint_reads_every_shape_and_shows_what_was_sent(
+    headers: dict[str, str], seconds: float | None, exact: bool, sent: str | None
+) -> None:
+    hint = retry_hint(headers)
+    assert hint.seconds == (pytest.approx(seconds) if seconds is not None else None)
+    assert hint.exact is exact
+    if sent is not None:
+        assert hint.sent == sent
+
+
+def test_retry_hint_scrubs_what_it_shows() -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    hint = retry_hint({"retry-after": f"{secret}"}, (secret,))
+    assert secret not in hint.sent and "***" in hint.sent

@@ -60,7 +60,7 @@ def test_retries_keep_the_client_request_id(pm: pluggy.PluginManager, emu: Emula
 def test_the_wait_azure_asks_for_is_the_wait(
     pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture, fault: object, logged: str
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    caplog.set_level(logging.INFO, logger="polysync_azure_openai")
     emu.inject(fault, kind="chat", times=1)
     assert chat(pm, emu).status == "Success"
     assert [m for r in caplog.records if "retrying in" in (m := r.getMessage())] == [

@@ -7,7 +7,6 @@ import pytest
 from polysync_azure_openai.http.classify import Transport
 from polysync_azure_openai.http.decide import (
     LOOK_UP,
-    MAX_RETRY_AFTER,
     RENEW,
     Answered,
     Attempt,
@@ -51,7 +50,11 @@ ROWS: list[tuple[str, Outcome, Kind, Attempt, int, Decision | type[GiveUp]]] = [
     # ...after the wait Azure asked for, when it asked.
     ("idempotent-429-asked", Answered(429, 7.0), IDEM, FIRST, 3, Wait(7.0)),
     ("idempotent-503-asked-0", Answered(503, 0.0), IDEM, FIRST, 3, Wait(0.0)),
-    ("idempotent-429-asked-too-long", Answered(429, 600.0), IDEM, FIRST, 3, Wait(MAX_RETRY_AFTER)),
+    # A wait Azure asks for is waited in full, never cut short into another 429...
+    ("idempotent-429-asked-90-s", Answered(429, 90.0), IDEM, FIRST, 3, Wait(90.0)),
+    # ...and one longer than the budget left (a daily quota) ends the call at once, saying so.
+    ("idempotent-429-asked-too-long", Answered(429, 600.0), IDEM, FIRST, 3, GiveUp("", wait=600.0)),
+    ("idempotent-429-asked-a-day", Answered(429, 86400.0), IDEM, FIRST, 3, GiveUp("", wait=86400.0)),
     # Permanent: never repeated.
     ("untrusted", UNTRUSTED, IDEM, FIRST, 3, GIVE_UP),
     ("invalid", INVALID, IDEM, FIRST, 3, GIVE_UP),
@@ -69,7 +72,7 @@ ROWS: list[tuple[str, Outcome, Kind, Attempt, int, Decision | type[GiveUp]]] = [
     ("create-400", Answered(400), CREATE, FIRST, 3, GIVE_UP),
     ("create-untrusted", UNTRUSTED, CREATE, FIRST, 3, GIVE_UP),
     # At most 120 s of waiting per request in all.
-    ("total-wait-reached", Answered(429, 60.0), IDEM, Attempt(number=3, waited=61.0), 10, GIVE_UP),
+    ("total-wait-reached", Answered(429, 60.0), IDEM, Attempt(number=3, waited=61.0), 10, GiveUp("", wait=60.0)),
     ("total-wait-just-fits", Answered(429, 60.0), IDEM, Attempt(number=3, waited=60.0), 10, Wait(60.0)),
 ]
 
@@ -78,7 +81,9 @@ ROWS: list[tuple[str, Outcome, Kind, Attempt, int, Decision | type[GiveUp]]] = [
 def test_decide(outcome: Outcome, kind: Kind, attempt: Attempt, max_retries: int, expected: Decision | type[GiveUp]) -> None:
     decision = decide(outcome, kind, attempt, Budget(max_retries))
     if expected is GiveUp:
-        assert isinstance(decision, GiveUp), decision
+        assert isinstance(decision, GiveUp) and decision.wait is None, decision
+    elif isinstance(expected, GiveUp):
+        assert isinstance(decision, GiveUp) and decision.wait == expected.wait, decision
     else:
         assert decision == expected
 
@@ -94,6 +99,9 @@ def test_attempt_counts_retries_and_waiting_but_not_the_renewal() -> None:
     waited = renewed.after(Wait(2.5)).after(Wait(1.0))
     assert (waited.number, waited.waited, waited.renewed) == (3, 3.5, True)
     assert waited.after(LOOK_UP) == waited
+    # Held back by the quota before it was sent: waiting, but no retry.
+    held = waited.held(2.0)
+    assert (held.number, held.waited) == (3, 5.5) and held.held(0.0) == held
 
 
 @pytest.mark.parametrize("old,new", [(RetryMode.READ, IDEM), (RetryMode.POST, IDEM), (RetryMode.ONCE, CREATE)])

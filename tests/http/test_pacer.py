@@ -1,0 +1,253 @@
+"""The pacer (spec §H) through the hooks, against the emulator's rate limits and 429s.
+
+Every test counts events (requests the emulator saw, with their statuses; what the deployment's
+lane did; log records) and asserts no time: waits are real but short, and nothing here checks
+how long anything took.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+import pytest
+
+from polysync_azure_openai.cli.host import Platform
+from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator import faults as f
+from polysync_azure_openai.http import pacer
+from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
+from polysync_azure_openai.results import RunResult
+
+from ..conftest import api_key_platform, job, sp_platform
+
+PROMPT = "Name a prime number."
+
+
+def submit(pm: pluggy.PluginManager, platform: Platform, deployment: str = "gpt-4o") -> RunResult:
+    result: RunResult = pm.hook.submit(
+        platform=platform, job=job(CHAT, deployment, OpenAI_Max_Tokens="20"), parameters={"user_prompt": PROMPT}, run_key="k"
+    )
+    return result
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """``work(index)`` on ``count`` threads released together; their results in index order."""
+    results: list[Any] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = work(index)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def statuses(emu: Emulator, kind: str = "chat") -> list[int]:
+    return [r.status for r in emu.requests if r.kind == kind]
+
+
+def lane_of(emu: Emulator, deployment: str = "gpt-4o") -> pacer.Lane:
+    return pacer.lane(emu.url, deployment)
+
+
+def pause_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "HTTP 429" in r.getMessage()]
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll until ``condition`` holds (bounded, so a broken pacer fails instead of hanging)."""
+    for _ in range(2000):
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError("the condition never held")
+
+
+# -- one 429 holds back every thread -----------------------------------------------------------
+
+
+def test_one_429_pauses_every_thread_and_platform_on_the_deployment(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="polysync_azure_openai")
+    platforms = [sp_platform(emu), api_key_platform(emu)]
+    assert all(submit(pm, platform).status == "Success" for platform in platforms)  # tokens, connections
+    lane = lane_of(emu)
+    emu.clear_requests()
+    emu.inject(f.throttled(retry_after_ms=2000, shape="retry-after-ms"), kind="chat", times=1)
+
+    first: list[RunResult] = []
+    thrower = threading.Thread(target=lambda: first.append(submit(pm, platforms[0])))
+    thrower.start()
+    wait_for(lambda: lane.stats.throttled == 1)
+    # The others start during the pause, on both platforms: the lane holds every one of them.
+    others = in_threads(7, lambda index: submit(pm, platforms[index % 2]))
+    thrower.join(timeout=60)
+
+    assert [r.status for r in first + others] == ["Success"] * 8
+    # Exactly one 429 reached anyone: it came first, and nothing was sent until its wait passed.
+    assert statuses(emu) == [429] + [200] * 8
+    assert lane.stats.pauses == 1 and lane.stats.throttled == 1
+    assert lane.stats.held >= 7 and lane.stats.refused == 0
+    assert len(pause_warnings(caplog)) == 1
+    retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(retries) == 1 and retries[0].levelno == logging.INFO  # the thread's own line, below WARNING
+
+
+def test_429s_in_one_burst_make_one_pause_and_one_warning(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    platform = sp_platform(emu)
+    emu.set_rate_limit("gpt-4o", requests=8, window=2)
+    results = in_threads(16, lambda _: submit(pm, platform))
+    assert [r.status for r in results] == ["Success"] * 16
+    seen = statuses(emu)
+    assert seen.count(200) == 16
+    lane = lane_of(emu)
+    # However many threads met a 429 in the burst, the deployment paused once and said so once.
+    assert lane.stats.throttled == seen.count(429) >= 1
+    assert lane.stats.pauses == 1 and len(pause_warnings(caplog)) == 1
+
+
+# -- remaining-quota headers slow threads before any 429 ---------------------------------------
+
+
+def test_remaining_headers_hold_calls_at_an_exhausted_budget_before_any_429(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A window of an hour: what the headers say is left is all there is."""
+    platform = sp_platform(emu)
+    emu.set_rate_limit("gpt-4o", requests=10, window=3600)
+    results = in_threads(8, lambda _: [submit(pm, platform) for _ in range(2)])
+    outcomes = [r.status for pair in results for r in pair]
+    assert outcomes.count("Success") == 10 and outcomes.count("Failed") == 6
+    # The headers counted the budget down to zero, so one call (the probe) met the 429; the other
+    # five were held, then refused unsent by the hour it asked for. Without the lane: six 429s.
+    assert statuses(emu) == [200] * 10 + [429]
+    lane = lane_of(emu)
+    assert lane.stats.probes >= 1 and lane.stats.held >= 5 and lane.stats.refused == 5
+    refused = [r.message for pair in results for r in pair if r.status == "Failed" and "[not sent:" in r.message]
+    assert len(refused) == 5 and all("retry-after-ms: '" in m and "quota" in m for m in refused)
+
+
+def test_a_learnt_window_keeps_calls_under_the_limit_with_no_429(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Once two 429s named resets a window apart, the headers alone pace the calls."""
+    platform = sp_platform(emu)
+    emu.set_rate_limit("gpt-4o", requests=6, window=1.5)
+    learning = in_threads(3, lambda _: [submit(pm, platform) for _ in range(6)])
+    assert all(r.status == "Success" for calls in learning for r in calls)
+    lane = lane_of(emu)
+    assert 1 <= lane.stats.pauses and statuses(emu).count(429) == lane.stats.throttled
+    pauses, held = lane.stats.pauses, lane.stats.held
+    emu.clear_requests()
+
+    paced = in_threads(3, lambda _: [submit(pm, platform) for _ in range(4)])
+
+    assert all(r.status == "Success" for calls in paced for r in calls)
+    assert statuses(emu) == [200] * 12  # two windows' worth, not one 429
+    assert lane.stats.pauses == pauses and lane.stats.held > held
+
+
+# -- an unlimited deployment is never held ----------------------------------------------------
+
+
+def test_an_unlimited_deployment_is_never_held(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    results = in_threads(16, lambda _: [submit(pm, platform) for _ in range(4)])
+    assert all(r.status == "Success" for calls in results for r in calls)
+    embedded = pm.hook.submit(platform=platform, job=job(EMBEDDING, "embed-small"), parameters={"input": "x"}, run_key="k")
+    assert embedded.status == "Success"
+    for deployment, calls in (("gpt-4o", 64), ("embed-small", 1)):
+        stats = lane_of(emu, deployment).stats
+        assert (stats.admitted, stats.held, stats.pauses, stats.probes, stats.refused) == (calls, 0, 0, 0, 0)
+
+
+# -- waits past the budget, malformed headers, daily quotas -----------------------------------
+
+
+def test_a_daily_quota_fails_every_call_at_once_saying_so(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    platform = sp_platform(emu)
+    emu.inject(f.throttled(86400, shape="retry-after", limit="call"), kind="chat", times=None)
+    first = submit(pm, platform)
+    later = in_threads(4, lambda _: submit(pm, platform))
+    assert [r.status for r in [first, *later]] == ["Failed"] * 5
+    assert (
+        "Azure asked to wait 24 h (retry-after: '86400')" in first.message and "Please retry after 86400 seconds" in first.message
+    )
+    assert all("[not sent:" in r.message and "to wait 24 h" in r.message for r in later)
+    assert all("daily quota" in r.message for r in [first, *later])
+    assert statuses(emu) == [429]  # only the first call was sent; nobody waited a day
+    assert len(pause_warnings(caplog)) == 1 and "24 h" in pause_warnings(caplog)[0]
+
+
+@pytest.mark.parametrize(
+    "headers,sent,attempts",
+    [
+        ({"retry-after": "-5"}, "retry-after: '-5'", 2),
+        ({"retry-after": "soon"}, "retry-after: 'soon'", 2),
+        ({"retry-after-ms": "abc", "retry-after": "nan"}, "retry-after-ms: 'abc', retry-after: 'nan'", 2),
+        ({"retry-after-ms": "1e400"}, "retry-after-ms: '1e400'", 2),
+        ({"x-ratelimit-reset-tokens": "-1"}, "x-ratelimit-reset-tokens: '-1'", 2),
+        ({"retry-after": "7200"}, "retry-after: '7200'", 1),
+        ({"retry-after-ms": "99999999999"}, "retry-after-ms: '99999999999'", 1),
+        ({"x-ratelimit-reset-requests": "3h0m0s"}, "x-ratelimit-reset-requests: '3h0m0s'", 1),
+    ],
+    ids=["negative", "text", "ms-text-and-nan", "ms-infinite", "reset-negative", "hours", "ms-years", "reset-hours"],
+)
+def test_malformed_429_headers_never_wait_past_the_budget_and_are_named(
+    pm: pluggy.PluginManager, emu: Emulator, headers: dict[str, str], sent: str, attempts: int
+) -> None:
+    emu.inject(f.Throttled(6, headers), kind="chat", times=None)
+    result = submit(pm, sp_platform(emu, Max_Retries="1"))
+    assert result.status == "Failed"
+    assert "HTTP 429 429: Requests to the ChatCompletions_Create Operation" in result.message
+    assert sent in result.message and "quota" in result.message
+    # Unusable waits fall back to the backoff; waits of hours end the call at once.
+    assert statuses(emu) == [429] * attempts
+    if attempts == 1:
+        assert "more than the" in result.message and "daily quota" in result.message
+    else:
+        assert "names no usable wait" in result.message
+
+
+def test_a_status_read_over_quota_is_unknown_and_says_why(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.inject(f.throttled(86400, shape="retry-after"), kind="batches.get", times=None)
+    result = pm.hook.get_status(platform=sp_platform(emu), job=job(BATCH, "gpt-4o-batch::batch"), run_id="batch_abc")
+    assert result.status == "Unknown"
+    assert "Azure asked to wait 24 h" in result.message and "daily quota" in result.message
+    assert statuses(emu, "batches.get") == [429]
+
+
+def test_the_token_estimate_is_azures(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    # 20 characters -> 5 tokens, plus OpenAI Max Tokens 20: 25 a call; 3 calls fit in 75.
+    emu.set_rate_limit("gpt-4o", tokens=75, window=3600)
+    platform = sp_platform(emu)
+    outcomes = [submit(pm, platform).status for _ in range(4)]
+    assert outcomes == ["Success", "Success", "Success", "Failed"]
+    # The fourth was held by the token headers (0 left) and probed once: one 429, no more.
+    assert statuses(emu) == [200, 200, 200, 429]
+
+
+def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    emu.inject(f.Throttled(6, {"retry-after": emu.api_key, "retry-after-ms": "5"}), kind="chat", times=None)
+    result = submit(pm, api_key_platform(emu, Max_Retries="1"))
+    assert result.status == "Failed" and "retry-after: '***'" in result.message
+    assert emu.api_key not in result.message
+    assert not [r for r in caplog.records if emu.api_key in r.getMessage()]
+    assert any("retry-after: '***'" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
