@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .harness import REPO, Result, Target, note, table, title, trust
+from .harness import REPO, Result, Target, note, run_child, table, title, trust
 
 ROWS = 100_000
 QUICK_ROWS = 10_000
@@ -211,21 +211,7 @@ def serve() -> int:
 
 
 def _child(code: str, args: dict[str, Any], ca_path: str) -> dict[str, Any]:
-    env = trust().child_env()
-    env["REQUESTS_CA_BUNDLE"] = ca_path
-    completed = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=1800,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"benchmark child failed: {completed.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(code, args, ca_path, timeout=1800)
 
 
 @dataclass

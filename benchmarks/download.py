@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .harness import REPO, Result, Skipped, Target, note, table, title, trust
+from .harness import REPO, Result, Skipped, Target, note, run_child, table, title, trust
 
 PLUGIN = "plugin: batch download (CLI)"
 RAW = "requests: streamed GET"
@@ -144,22 +144,9 @@ def serve(size: int) -> int:
 
 
 def _download(code: str, args: dict[str, Any], ca_path: str) -> dict[str, Any]:
-    env = trust().child_env()
-    env["REQUESTS_CA_BUNDLE"] = ca_path
-    completed = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"download child failed: {completed.stderr.strip()[-1500:]}")
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = run_child(code, args, ca_path, timeout=600)
     if result["exit"] != 0:
-        raise RuntimeError(f"batch download exited {result['exit']}: {completed.stdout.strip()[-1500:]}")
+        raise RuntimeError(f"batch download exited {result['exit']}: {json.dumps(result)[-1500:]}")
     return result
 
 

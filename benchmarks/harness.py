@@ -287,3 +287,22 @@ def burst(call: Callable[[], object], threads: int, calls: int, timeout: float =
     if errors:
         raise RuntimeError(f"{len(errors)} worker(s) failed; first: {errors[0]!r}")
     return elapsed, used
+
+
+def run_child(code: str, args: dict[str, Any], ca_path: str, *, timeout: float) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter trusting ``ca_path``; its last stdout line is JSON."""
+    env = trust().child_env()
+    env["REQUESTS_CA_BUNDLE"] = ca_path
+    completed = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child failed: {completed.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result

@@ -107,13 +107,18 @@ def _file_json(info: FileInfo) -> dict[str, Any]:
     return {**attrs.asdict(info), "created_at": iso(info.created_at)}
 
 
-def download_command(args: argparse.Namespace) -> int:
+def stdout_clash(args: argparse.Namespace, what: str) -> int | None:
+    """``--out -`` with ``--json``: both would share stdout, and each would corrupt the other."""
     if str(args.out) == STDOUT and args.json:
-        # Both would share stdout, and the file's bytes would corrupt the JSON (or the reverse).
         return Output(True).fail(
-            EXIT_BAD_INPUT, "--out - writes the file to stdout, where --json would write too.", "Drop --json."
+            EXIT_BAD_INPUT, f"--out - writes {what} to stdout, where --json would write too.", "Drop --json."
         )
-    return _download(args)
+    return None
+
+
+def download_command(args: argparse.Namespace) -> int:
+    clash = stdout_clash(args, "the file")
+    return clash if clash is not None else _download(args)
 
 
 @operator_command

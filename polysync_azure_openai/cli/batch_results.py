@@ -14,17 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .batch_files import STDOUT, _destination
-from .output import EXIT_BAD_INPUT, EXIT_NOT_FINISHED, EXIT_OK, CommandFailed, Output
+from .batch_files import STDOUT, _destination, stdout_clash
+from .output import EXIT_NOT_FINISHED, EXIT_OK, CommandFailed, Output
 from .target import Target, operator_command
 
 
 def results_command(args: argparse.Namespace) -> int:
-    if str(args.out) == STDOUT and args.json:
-        return Output(True).fail(
-            EXIT_BAD_INPUT, "--out - writes the rows to stdout, where --json would write too.", "Drop --json."
-        )
-    return _results(args)
+    clash = stdout_clash(args, "the rows")
+    return clash if clash is not None else _results(args)
 
 
 @operator_command
