@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .harness import REPO, Result, Target, note, run_child, table, title, trust
+from .harness import CHILD_MEMORY, REPO, Result, Target, note, run_child, table, title, trust
 
 ROWS = 100_000
 QUICK_ROWS = 10_000
@@ -36,24 +36,14 @@ QUICK_ROWS = 10_000
 PROMPT_CHARS = 1_800
 RUN_KEY = "bench-batch-data"
 
-_MEMORY = """
-import json, os, sys, time
-def _status(field):
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
+_MEMORY = (
+    CHILD_MEMORY
+    + """
 def prompts(rows, chars):
     filler = ("lorem ipsum dolor sit amet " * (chars // 27 + 1))[:chars]
     return [f"Question {index}: {filler}" for index in range(rows)]
 """
+)
 
 _HOST = """
 import polysync_azure_openai.jobs.batch, polysync_azure_openai.jobs.batch_rows, polysync_azure_openai.jobs.batch_shards

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .harness import CHILD_MEMORY as _MEMORY
 from .harness import REPO, Result, Skipped, Target, note, run_child, table, title, trust
 
 PLUGIN = "plugin: batch download (CLI)"
@@ -36,21 +37,6 @@ LINE = (
     '"usage": {"completion_tokens": 24, "prompt_tokens": 27, "total_tokens": 51}}}, "error": null}\n'
 )
 
-_MEMORY = """
-import json, os, sys, time
-def _status(field):
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-def _reset_peak():
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-"""
 
 PLUGIN_CHILD = (
     _MEMORY

@@ -289,6 +289,25 @@ def burst(call: Callable[[], object], threads: int, calls: int, timeout: float =
     return elapsed, used
 
 
+#: Child-process helpers for memory figures: a /proc/self/status field in bytes, and a reset of
+#: the peak-RSS mark (Linux clear_refs), so a child measures only the step it runs.
+CHILD_MEMORY = """
+import json, os, sys, time
+def _status(field):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+def _reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+"""
+
+
 def run_child(code: str, args: dict[str, Any], ca_path: str, *, timeout: float) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter trusting ``ca_path``; its last stdout line is JSON."""
     env = trust().child_env()
