@@ -1,0 +1,195 @@
+"""Azure's error shapes as an operator reads them in a failed run (spec §6, wire-samples §5).
+
+Each answer comes from the emulator over TLS; the run message must keep the status, the code,
+the message's substance and the request id Azure's support asks for, whatever the shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pluggy
+import pytest
+
+from polysync_azure_openai.emulator import Emulator, faults
+from polysync_azure_openai.jobs import CHAT
+
+from ..conftest import api_key_platform, job, sp_platform
+
+FAILED = "Azure OpenAI Chat Completion on deployment 'gpt-4o' failed: "
+AZURE_ID = "apim-42"  # Azure's apim-request-id for the call
+CLIENT_ID = "{client}"  # the run's own x-ms-client-request-id, for answers that carry no id of Azure's
+NO_IDS = {"apim-request-id": "", "x-request-id": "", "x-ms-request-id": ""}  # a proxy's page: no id of Azure's
+
+
+def chat(pm: pluggy.PluginManager, emu: Emulator, retries: str = "0") -> Any:
+    platform = api_key_platform(emu, Max_Retries=retries)
+    return pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+
+
+def client_request_id(emu: Emulator) -> str:
+    return next(r for r in emu.requests if r.kind == "chat").headers["x-ms-client-request-id"]
+
+
+def with_azure_id(fault: faults.Status) -> faults.Status:
+    """The answer with the apim-request-id Azure sends, unless the case names its own ids."""
+    return attrs.evolve(fault, headers={"apim-request-id": "apim-42", **fault.headers})
+
+
+SHAPES = [
+    pytest.param(
+        faults.Status(
+            400,
+            body={
+                "error": {
+                    "code": "content_filter",
+                    "message": "The prompt was filtered.",
+                    "innererror": {
+                        "code": "ResponsibleAIPolicyViolation",
+                        "content_filter_result": {
+                            "hate": {"filtered": False, "severity": "safe"},
+                            "jailbreak": {"filtered": True, "detected": True},
+                            "violence": {"filtered": True, "severity": "medium"},
+                        },
+                    },
+                }
+            },
+            headers={"apim-request-id": "apim-7"},
+        ),
+        "HTTP 400 content_filter/ResponsibleAIPolicyViolation: The prompt was filtered. "
+        "[content filter: jailbreak, violence=medium] (request id apim-7)",
+        id="openai-envelope-with-filtered-categories",
+    ),
+    pytest.param(
+        faults.Status(
+            400,
+            body={
+                "error": {
+                    "innererror": {
+                        "code": "ResponsibleAIPolicyViolation",
+                        "content_filter_results": {"sexual": {"filtered": True, "severity": "high"}},
+                    }
+                }
+            },
+        ),
+        f"HTTP 400 ResponsibleAIPolicyViolation: [content filter: sexual=high] (request id {AZURE_ID})",
+        id="filter-verdict-without-outer-code-or-message",
+    ),
+    pytest.param(
+        faults.Status(
+            400,
+            body={"error": {"code": "InvalidRequest", "message": "Bad input.", "inner_error": {"code": "InvalidRequest"}}},
+        ),
+        f"HTTP 400 InvalidRequest: Bad input. (request id {AZURE_ID})",
+        id="inner-code-repeating-the-outer-one",
+    ),
+    pytest.param(
+        faults.Status(
+            401,
+            body={
+                "statusCode": 401,
+                "message": "Access denied due to invalid subscription key or wrong API endpoint.",
+            },
+        ),
+        f"HTTP 401: Access denied due to invalid subscription key or wrong API endpoint. (request id {AZURE_ID})",
+        id="gateway-status-code-envelope",
+    ),
+    pytest.param(
+        faults.Status(403, body={"code": "AuthenticationTypeDisabled", "message": "Key based authentication is disabled."}),
+        f"HTTP 403 AuthenticationTypeDisabled: Key based authentication is disabled. (request id {AZURE_ID})",
+        id="top-level-code-and-message",
+    ),
+    pytest.param(
+        faults.Status(403, body={"Code": "IpForbidden", "Message": "Traffic from this client IP is not allowed."}),
+        f"HTTP 403 IpForbidden: Traffic from this client IP is not allowed. (request id {AZURE_ID})",
+        id="capitalised-code-and-message",
+    ),
+    pytest.param(
+        faults.Status(
+            400,
+            body="<Error><Code>AuthenticationFailed</Code><Message>Bad signature</Message></Error>",
+            headers={"Content-Type": "application/xml"},
+        ),
+        "HTTP 400 AuthenticationFailed: non-JSON error body (application/xml): "
+        f"<Error><Code>AuthenticationFailed</Code><Message>Bad signature</Message></Error> (request id {AZURE_ID})",
+        id="xml-code",
+    ),
+    pytest.param(
+        faults.Status(400, body=b"Upstream \xff\xfe failed", headers={"Content-Type": "text/plain"}),
+        f"HTTP 400: non-JSON error body (text/plain): Upstream \ufffd\ufffd failed (request id {AZURE_ID})",
+        id="text-that-is-not-utf8",
+    ),
+    pytest.param(
+        faults.Status(400, body=b"Bad Request", headers={"Content-Type": "", **NO_IDS}),
+        f"HTTP 400: non-JSON error body (no content type): Bad Request (request id {CLIENT_ID})",
+        id="text-without-a-content-type",
+    ),
+    pytest.param(
+        faults.Status(400, body=b"", headers={"Content-Type": ""}),
+        f"HTTP 400: empty error body (request id {AZURE_ID})",
+        id="empty-body",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fault", "substance"), SHAPES)
+def test_every_error_shape_reaches_the_run_with_status_code_message_and_request_id(
+    pm: pluggy.PluginManager, emu: Emulator, fault: faults.Status, substance: str
+) -> None:
+    emu.inject(with_azure_id(fault), kind="chat")
+    result = chat(pm, emu)
+    assert result.status == "Failed"
+    expected = substance.replace(CLIENT_ID, client_request_id(emu))
+    assert result.message.startswith(FAILED + expected), result.message
+
+
+# -- redirects: named, never followed -------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 307, 308])
+def test_a_redirect_is_named_with_its_origin_and_never_followed(pm: pluggy.PluginManager, emu: Emulator, status: int) -> None:
+    emu.inject(
+        faults.Status(
+            status, body=b"", headers={"Location": "https://elsewhere.example/openai?x=1", "apim-request-id": "apim-r"}
+        ),
+        kind="chat",
+    )
+    result = chat(pm, emu)
+    assert result.status == "Failed"
+    assert result.message.startswith(
+        f"{FAILED}HTTP {status} Redirect: Azure answered with a redirect to https://elsewhere.example, which is never followed"
+    ), result.message
+    assert "Check 'OpenAI Endpoint'" in result.message and "(request id apim-r)" in result.message
+    assert len([r for r in emu.requests if r.kind == "chat"]) == 1
+
+
+def test_a_redirect_without_a_location_names_no_place_and_keeps_our_request_id(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.inject(faults.Status(307, body=b"", headers=NO_IDS), kind="chat")
+    result = chat(pm, emu)
+    assert result.message.startswith(f"{FAILED}HTTP 307 Redirect: Azure answered with a redirect to an unnamed location,")
+    assert f"(request id {client_request_id(emu)})" in result.message
+
+
+def test_a_redirect_after_a_retried_answer_counts_every_attempt(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.inject(faults.Status(503, headers={"retry-after-ms": "10"}), kind="chat", times=1)
+    emu.inject(faults.Redirect("https://elsewhere.example/"), kind="chat", times=1)
+    result = chat(pm, emu, retries="1")
+    assert result.status == "Failed" and "HTTP 307 Redirect" in result.message
+    assert "after 2 attempts" in result.message, result.message
+
+
+# -- what an error body echoes back is scrubbed ---------------------------------------------
+
+
+def test_an_error_body_echoing_the_bearer_token_or_the_client_secret_is_scrubbed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, Max_Retries="0")
+    submit = {"platform": platform, "job": job(CHAT, "gpt-4o"), "parameters": {"user_prompt": "hi"}, "run_key": "k"}
+    assert pm.hook.submit(**submit).status == "Success"
+    token = next(r for r in emu.requests if r.kind == "chat").headers["authorization"].removeprefix("Bearer ")
+    echo = f"gateway saw token {token} and form secret {emu.client_secret}"
+    emu.inject(faults.Status(400, body={"error": {"code": "BadRequest", "message": echo}}), kind="chat")
+    result = pm.hook.submit(**submit)
+    assert result.status == "Failed" and "HTTP 400 BadRequest: gateway saw token" in result.message, result.message
+    assert token not in result.message and emu.client_secret not in result.message
+    assert result.message.count("***") >= 2
