@@ -142,6 +142,12 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
         )
     text = str(getattr(exc, "message", None) or exc)
     status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is None:
+        # azure-identity keeps no response for a token endpoint that answered with an error
+        # page; MSAL's text still names the status ("HTTP Error: 503", {'code': '429', ...}).
+        # Without it an Entra outage would read as permanent and end a running batch as Failed.
+        named = re.search(r"HTTP Error: (\d{3})\b|'code': '(\d{3})'", text)
+        status = int(named.group(1) or named.group(2)) if named else None
     aadsts = re.search(r"AADSTS\d+", text)
     trace = re.search(r"Trace ID: ([0-9a-fA-F-]{36})", text)
     code_match = re.search(r"\((\w+)\)", text)
@@ -157,7 +163,7 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
         text = f"{source} did not answer with JSON (a redirect, a proxy's sign-in or error page, or an outage page)"
         code = "NonJsonTokenAnswer"
     message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text).rstrip('.')}"
-    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text, auth))
+    detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text, auth, status))
     # The authority's words may echo the form it was sent (the client secret): scrub them here,
     # so that no log record or message of the plugin carries them.
     detail = Redactor.of(auth.secrets).detail(detail)

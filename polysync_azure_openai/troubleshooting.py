@@ -35,8 +35,8 @@ NO_MANAGED_IDENTITY: Final = (
 _NO_FEDERATED_MATCH: Final = frozenset({"AADSTS70021", "AADSTS700211", "AADSTS700212", "AADSTS700213", "AADSTS7002138"})
 
 
-def token_advice(code: str | None, text: str, auth: AuthConfig | None = None) -> str:
-    """Advice for a failed Microsoft Entra token request, from its AADSTS code or text.
+def token_advice(code: str | None, text: str, auth: AuthConfig | None = None, status: int | None = None) -> str:
+    """Advice for a failed Microsoft Entra token request, from its AADSTS code, text or status.
 
     ``auth`` tells the keyless methods apart, whose failures mean other things: a managed
     identity's come from the host's identity endpoint, a workload identity's from its token file.
@@ -47,6 +47,11 @@ def token_advice(code: str | None, text: str, auth: AuthConfig | None = None) ->
         advice = _workload_identity_advice(code)
         if advice:
             return advice
+    if status is not None and (status in (408, 429) or status >= 500):
+        return (
+            "Microsoft Entra ID is throttling or unavailable for now; nothing is wrong with the "
+            "platform's settings, and the next attempt asks again."
+        )
     if code == "AADSTS7000215":
         return "set 'Client Secret' to the secret's Value (not its Secret ID), or create a new secret."
     if code in ("AADSTS700016", "AADSTS90002") or "Unable to get authority configuration" in text:

@@ -453,3 +453,17 @@ def test_submit_waits_for_a_pending_input_file_before_creating(pm: pluggy.Plugin
     kinds = [r.kind for r in emu.requests if r.kind in ("files.get", "batches.create")]
     assert kinds.count("files.get") >= 2 and kinds[-1] == "batches.create" and kinds.count("batches.create") == 1
     assert emu.batch(result.run_id)["input_file_id"] == file_id
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_an_entra_outage_while_a_batch_runs_keeps_polling(pm: pluggy.PluginManager, emu: Emulator, status: int) -> None:
+    """A transient token failure says nothing about the batch: the run is Unknown, never Failed."""
+    from polysync_azure_openai.emulator.faults import Status
+
+    # A timeout no other test uses: a fresh credential, so the token request really happens.
+    platform = sp_platform(emu, Max_Retries="0", Request_Timeout_Seconds="31.5")
+    emu.inject(Status(status), kind="entra.token", times=None)
+    result = pm.hook.get_status(platform=platform, job=job(BATCH, "gpt-4o::batch"), run_id="batch_still_running")
+    assert result.status == "Unknown", result.message
+    assert f"HTTP {status}" in result.message and "Entra ID is throttling or unavailable" in result.message
+    assert "polling continues" in result.message
