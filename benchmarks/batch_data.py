@@ -105,16 +105,16 @@ def token():
 v1 = args["api_version"] == "v1"
 base = args["url"] + ("/openai/v1" if v1 else "/openai")
 query = {} if v1 else {"api-version": args["api_version"]}
+def _begin():
+    # The token is fetched inside the measured span, as the plugin's run fetches its own.
+    return _reset_peak(), _status("VmRSS"), time.perf_counter(), {"Authorization": "Bearer " + token()}
 """
 
 RAW_UPLOAD_CHILD = (
     _MEMORY
     + _RAW
     + """
-reset = _reset_peak()
-before = _status("VmRSS")
-start = time.perf_counter()
-headers = {"Authorization": "Bearer " + token()}
+reset, before, start, headers = _begin()
 boundary = uuid.uuid4().hex
 head = (f'--{boundary}\\r\\nContent-Disposition: form-data; name="purpose"\\r\\n\\r\\nbatch\\r\\n'
         f'--{boundary}\\r\\nContent-Disposition: form-data; name="file"; filename="raw.jsonl"\\r\\n'
@@ -153,10 +153,7 @@ RAW_DOWNLOAD_CHILD = (
     _MEMORY
     + _RAW
     + """
-reset = _reset_peak()
-before = _status("VmRSS")
-start = time.perf_counter()
-headers = {"Authorization": "Bearer " + token()}
+reset, before, start, headers = _begin()
 written = 0
 for file_id in args["files"]:
     with session.get(f"{base}/files/{file_id}/content", params=query, headers=headers, stream=True,
