@@ -264,8 +264,9 @@ def test_hung_authority(pm: pluggy.PluginManager, emu: Emulator) -> None:
         (f.TruncatedBody(), "cut short"),
         (f.HtmlPage(200), "expected JSON but got text/html"),
         (f.ContentType("text/plain"), "expected JSON but got text/plain"),
-        (f.DropFields(("choices",)), "has no choices"),
-        (f.DropFields(("usage",)), "has no usage"),
+        # An answer without what the run needs: Azure's 200, the UnexpectedResponse code, the gap.
+        (f.DropFields(("choices",)), "HTTP 200 UnexpectedResponse: the answer (HTTP 200) has no choices (request id "),
+        (f.DropFields(("usage",)), "HTTP 200 UnexpectedResponse: the answer (HTTP 200) has no usage (request id "),
     ],
     ids=["malformed-json", "truncated", "html-200", "text-plain", "no-choices", "no-usage"],
 )

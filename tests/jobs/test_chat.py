@@ -107,6 +107,7 @@ def test_get_status_cancel_and_monitor_url_make_no_request(pm: pluggy.PluginMana
         assert (got.run_id, got.status) == (run_id, status)
         cancelled = pm.hook.cancel(platform=platform, job=chat_job, run_id=run_id)
         assert cancelled.status == status and "not supported" in cancelled.message
+        assert f"finished within submit with status {status};" in cancelled.message  # the status the RunId records
     url = pm.hook.monitor_url(platform=platform, job=chat_job, run_id="gpt-4o#sync#Success")
     assert url == (
         f"https://portal.azure.com/#@/resource/subscriptions/{emu.subscription_id}/resourceGroups/"
