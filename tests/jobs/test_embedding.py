@@ -88,6 +88,19 @@ def test_an_empty_input_string_beside_inputs_counts_as_not_given(pm: pluggy.Plug
     assert embed(pm, emu, {"input": "", "inputs": ["a"]}).status == "Success"
 
 
+@pytest.mark.parametrize("parameters", [{}, {"input": "", "inputs": ""}, {"input": None}], ids=["absent", "blank", "null"])
+def test_neither_input_nor_inputs_is_refused_with_the_whole_sentence_and_fix(
+    pm: pluggy.PluginManager, emu: Emulator, parameters: dict
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        embed(pm, emu, parameters)
+    assert str(info.value) == (
+        "Job 'embed-small': parameter 'input' is missing (and so is 'inputs'). Give 'input' (one text) or 'inputs' "
+        "(a list of texts) in the Task's parameters, or map one from an upstream task."
+    )
+    assert emu.requests == []
+
+
 @pytest.mark.parametrize(("model", "dimensions"), [("text-embedding-3-small", 256), ("text-embedding-3-large", 3072)])
 def test_dimensions_are_sent_and_shorten_the_vector(pm: pluggy.PluginManager, emu: Emulator, model: str, dimensions: int) -> None:
     emu.set_deployments([Deployment("embed", model)])
