@@ -179,3 +179,51 @@ def test_refusals_name_the_parameter_when_the_schema_comes_from_the_run(pm: plug
     with pytest.raises(ConfigurationError, match="parameter 'response_schema'"):
         run(pm, emu, params={"response_schema": ["not", "an", "object"]})
     assert emu.requests == []
+
+
+def schema_text_of(size: int) -> str:
+    """CITY_SCHEMA as JSON text of exactly ``size`` UTF-8 bytes (padded in its description)."""
+    text = json.dumps({**CITY_SCHEMA, "description": ""})
+    return json.dumps({**CITY_SCHEMA, "description": "x" * (size - len(text))})
+
+
+def test_a_schema_text_of_exactly_100_kib_is_sent(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    text = schema_text_of(100 * 1024)
+    assert len(text.encode("utf-8")) == 102_400
+    result = run(pm, emu, OpenAI_Response_Format=text)
+    assert result.status == "Success", result.message
+    assert chat_bodies(emu)[0]["response_format"]["json_schema"]["schema"] == json.loads(text)
+
+
+OVERSIZED = schema_text_of(100 * 1024 + 1)
+FORMS = 'text, json_object, or a JSON Schema written as a JSON object such as {"type": "object", ...}'
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        (
+            {"OpenAI_Response_Format": "json_object"},
+            "attribute 'OpenAI Response Format' is json_object, but neither the system prompt nor the user prompt "
+            "mentions JSON, which Azure requires. Say in 'OpenAI System Prompt' what JSON to answer with (for example: "
+            "Answer in JSON with the keys ...).",
+        ),
+        (
+            {"OpenAI_Response_Format": OVERSIZED},
+            "attribute 'OpenAI Response Format' has 102,401 bytes, more than the 102,400 a schema may have. "
+            "Shorten the schema (share repeated parts through $defs), or leave it blank for a text answer.",
+        ),
+        (
+            {"OpenAI_Response_Format": "{not json"},
+            f"attribute 'OpenAI Response Format' is '{{not json', which is not JSON object text. Give {FORMS}.",
+        ),
+    ],
+    ids=["json-mode-without-json", "schema-text-over-100-kib", "not-json"],
+)
+def test_response_format_refusals_say_what_is_wrong_and_the_fix_word_for_word(
+    pm: pluggy.PluginManager, emu: Emulator, attributes: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        run(pm, emu, **attributes)
+    assert str(info.value) == f"Job 'gpt-4o': {message}"
+    assert emu.requests == []
