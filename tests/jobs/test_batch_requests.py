@@ -110,6 +110,37 @@ def test_bad_requests_are_refused_before_any_request(pm: pluggy.PluginManager, e
     assert emu.requests, "the valid twin sent nothing: the row proves nothing"
 
 
+O3 = {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}
+NOT_A_FORMAT = "has a response_format that is neither 'text', 'json_object' nor a JSON Schema"
+
+
+@pytest.mark.parametrize(
+    ("bad", "attributes", "message"),
+    [
+        ({"response_format": "xml"}, {}, f"{NOT_A_FORMAT} as JSON object text. Use text, json_object or a JSON Schema object."),
+        ({"response_format": ["json"]}, {}, f"{NOT_A_FORMAT} object. Use text, json_object or a JSON Schema object."),
+        (
+            {"reasoning_effort": "extreme"},
+            O3,
+            'has a reasoning_effort that is "extreme": use one of none, minimal, low, medium, high, xhigh. Or leave it out.',
+        ),
+        (  # a long value is shown cut to 80 characters of its JSON
+            {"reasoning_effort": "e" * 200},
+            O3,
+            f'has a reasoning_effort that is "{"e" * 79}: use one of none, minimal, low, medium, high, xhigh. Or leave it out.',
+        ),
+    ],
+    ids=["format-text-not-json", "format-not-an-object", "effort-unknown", "effort-long"],
+)
+def test_an_items_bad_option_is_refused_word_for_word(
+    pm: pluggy.PluginManager, emu: Emulator, bad: dict[str, Any], attributes: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, [{"user_prompt": "a", **bad}], attributes)
+    assert str(info.value) == f"Job 'validation job': {item(0)} {message}"
+    assert emu.requests == []
+
+
 @pytest.mark.parametrize(
     "attributes",
     [

@@ -151,6 +151,23 @@ def test_json_answers_are_parsed_when_a_json_format_was_asked(pm: pluggy.PluginM
     assert set(typed["response_json"]) == {"city", "year"}
 
 
+def test_each_items_response_format_form_is_sent_as_azure_takes_it(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False}
+    strict = {"type": "json_schema", "json_schema": {"name": "result", "schema": schema, "strict": True}}
+    forms: list[tuple[Any, dict[str, Any] | None]] = [
+        ("text", None),  # text: no response_format at all
+        ("", None),
+        ("json_object", {"type": "json_object"}),
+        (json.dumps(schema), strict),  # the attribute's form: a schema as JSON object text
+        (schema, strict),
+    ]
+    requests = [{"user_prompt": f"Answer {i} in JSON.", "response_format": form} for i, (form, _) in enumerate(forms)]
+    assert submit(pm, sp_platform(emu), requests).status == "Running"
+    (line_file,) = run_files(emu, "run-1")
+    lines = [json.loads(x) for x in emu.file_content(line_file["id"]).decode().splitlines()]
+    assert [line["body"].get("response_format") for line in lines] == [sent for _, sent in forms]
+
+
 def test_embeddings_rows(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     embedding = {"OpenAI_Batch_Endpoint": "/embeddings", "Deployment_Name": "embed-small"}
