@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Deployment, Emulator, faults
+from polysync_azure_openai.emulator.server import Exchange
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import CHAT
 
@@ -87,6 +89,39 @@ def test_system_prompt_parameter_wins_and_unset_options_are_left_out(pm: pluggy.
     assert second == {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}  # no system message at all
 
 
+@pytest.mark.parametrize(
+    ("attributes", "parameters", "message"),
+    [
+        (
+            {},
+            {},
+            "parameter 'user_prompt' is missing. Give it a value in the Task's parameters, or map it from an upstream "
+            "task's output.",
+        ),
+        (
+            {},
+            {"user_prompt": "x" * 1_000_001},
+            "parameter 'user_prompt' has 1,000,001 characters, more than the 1,000,000 allowed. Shorten it, or use the "
+            "Azure OpenAI Batch Job for bulk work.",
+        ),
+        (
+            {"Deployment_Name": "a/b"},
+            {"user_prompt": "hi"},
+            "attribute 'Deployment Name' is 'a/b': a deployment name is 1-64 letters, digits, '.', '-' or '_' (not dots "
+            "alone). Re-run Import Jobs, or set 'Deployment Name' to a deployment of the resource.",
+        ),
+    ],
+    ids=["prompt-missing", "prompt-over-a-million-characters", "deployment-name-not-a-name"],
+)
+def test_a_refused_run_names_the_field_the_problem_and_the_fix_word_for_word(
+    pm: pluggy.PluginManager, emu: Emulator, attributes: dict[str, str], parameters: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o", **attributes), parameters=parameters, run_key="k")
+    assert str(info.value) == f"Job 'gpt-4o': {message}"
+    assert emu.requests == []
+
+
 def test_deployment_name_attribute_overrides_external_id(pm: pluggy.PluginManager, emu: Emulator) -> None:
     result = pm.hook.submit(
         platform=sp_platform(emu),
@@ -146,6 +181,30 @@ def test_embedding_deployment_for_chat_is_operation_not_supported(pm: pluggy.Plu
         platform=sp_platform(emu), job=job(CHAT, "embed-small"), parameters={"user_prompt": "hi"}, run_key="k"
     )
     assert result.status == "Failed" and "OperationNotSupported" in result.message
+
+
+class CachedPromptWithoutFinishReason:
+    """The real chat answer with 1,024 prompt tokens served from Azure's prompt cache and no
+    finish_reason (as a gateway or a Foundry model may leave it out)."""
+
+    name = "cached_prompt_without_finish_reason"
+
+    def apply(self, exchange: Exchange) -> None:
+        response = exchange.respond()
+        payload = json.loads(response.body)
+        payload["usage"]["prompt_tokens_details"] = {"cached_tokens": 1024, "audio_tokens": 0}
+        del payload["choices"][0]["finish_reason"]
+        exchange.send(attrs.evolve(response, body=json.dumps(payload).encode()))
+
+
+def test_cached_prompt_tokens_are_an_output_and_a_missing_finish_reason_is_named(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    emu.inject(CachedPromptWithoutFinishReason(), kind="chat")
+    result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Success", result.message
+    assert result.outputs["cached_tokens"] == 1024 and result.outputs["finish_reason"] is None
+    assert result.message.startswith("Chat completion finished (no finish_reason); "), result.message
 
 
 def test_prompt_blocked_by_content_filter_is_failed(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -213,6 +272,7 @@ def test_reasoning_model_on_an_older_api_version_is_refused_before_any_call(
             run_key="k",
         )
     message = str(info.value)
+    assert message.startswith("Job 'o3-mini': model 'o3-mini' (attribute 'Model Name') is a reasoning model"), message
     assert "'OpenAI API Version'" in message and "to v1 (or blank) or to 2024-12-01-preview or later" in message
     assert f"'{api_version}'" in message
     assert emu.requests == []
