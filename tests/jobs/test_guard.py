@@ -5,12 +5,12 @@ from __future__ import annotations
 import pluggy
 import pytest
 
-from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator import Deployment, Emulator
 from polysync_azure_openai.emulator.faults import Status
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
-from ..conftest import api_key_platform, job
+from ..conftest import api_key_platform, imported, job, sp_platform
 
 JOBS = {CHAT: "gpt-4o", EMBEDDING: "embed-small", BATCH: "gpt-4o-batch::batch"}
 
@@ -46,3 +46,13 @@ def test_a_cancel_answer_echoing_the_key_is_scrubbed(pm: pluggy.PluginManager, e
     assert result.status == "Running" and "cancelling" in result.message, result
     assert result.outputs["output_file_id"] == "file-***"
     assert emu.api_key not in repr(result)
+
+
+def test_an_imported_jobs_description_is_scrubbed_of_a_secret_the_resource_manager_echoed(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    # The model version reaches only the description (not the attributes) of the imported job.
+    emu.set_deployments([Deployment("gpt-4o", "gpt-4o", model_version=f"v-{emu.client_secret}")])
+    (chat,) = [j for j in imported(pm, sp_platform(emu)) if j.job_type == CHAT]
+    assert chat.description.startswith("Azure OpenAI Chat Completion on deployment 'gpt-4o' (model gpt-4o version v-***")
+    assert emu.client_secret not in chat.description
