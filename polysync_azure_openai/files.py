@@ -238,7 +238,7 @@ class FilesApi:
             params["after"] = last
 
     def find_named(
-        self, filename: str, purpose: str = "batch", *, size: int | None = None, not_before: float | None = None
+        self, filename: str, purpose: str, *, size: int | None = None, not_before: float | None = None
     ) -> FileInfo | None:
         """The newest file named ``filename`` (of ``size`` bytes, created since ``not_before``), if any."""
         return newest_named(self.listing(purpose), filename, size=size, not_before=not_before)
