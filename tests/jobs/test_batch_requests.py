@@ -132,6 +132,8 @@ def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[s
     )
     builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
-    for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f", "\x7f ÿ", "é\\", ' \t"']):
+    for index, text in enumerate(
+        ["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f", "\x7f ÿ", "é\\", ' \t"']
+    ):
         general = encode(builder, index, builder.line(index, {key: text})[1])
         assert builder.plain_line(index, text) == general
