@@ -15,7 +15,8 @@ import pytest
 from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.files import FilesApi
-from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, joined_outputs, write_jsonl
+from polysync_azure_openai.jobs.batch_join import joined_outputs
+from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, write_jsonl
 from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import sp_platform
@@ -98,7 +99,13 @@ def test_default_ids_in_any_order_over_two_shards(emu: Emulator) -> None:
     out = join(emu, plan)
     results = out["results"]
     assert [r["custom_id"] for r in results] == [f"row-{i}" for i in range(11)]
-    assert [r["status"] for r in results] == ["succeeded"] * 6 + ["missing", "succeeded", "content_filtered", "succeeded", "missing"]
+    assert [r["status"] for r in results] == ["succeeded"] * 6 + [
+        "missing",
+        "succeeded",
+        "content_filtered",
+        "succeeded",
+        "missing",
+    ]
     assert [r["response"] for r in results[:6]] == [f"answer {i}" for i in range(6)]
     assert results[7]["finish_reason"] == "length" and results[8]["error"]["code"] == "content_filter"
     assert results[6] == {
@@ -141,13 +148,19 @@ def test_a_0_1_0_file_run_with_an_id_twice_gives_both_rows_and_embeddings(emu: E
     inputs = lines(request("a", "x"), request("b", "y"), request("a", "z"))
     vector = {"index": 0, "embedding": [0.5, -0.25]}
     output = lines(
-        {"custom_id": "b", "response": {"status_code": 200, "body": {"data": [vector], "usage": {"prompt_tokens": 2, "total_tokens": 2}}}},
+        {
+            "custom_id": "b",
+            "response": {"status_code": 200, "body": {"data": [vector], "usage": {"prompt_tokens": 2, "total_tokens": 2}}},
+        },
         {"custom_id": "a", "response": {"status_code": 200, "body": {"data": []}}},
     )
     plan = JoinPlan(False, False, "m", (ShardFiles(1, 0, 3, stored(emu, inputs, "batch"), stored(emu, output), None),))
     out = join(emu, plan)
     assert [(r["custom_id"], r["status"]) for r in out["results"]] == [("a", "failed"), ("b", "succeeded"), ("a", "failed")]
-    assert out["results"][1]["embedding"] == [0.5, -0.25] and out["results"][1]["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
+    assert out["results"][1]["embedding"] == [0.5, -0.25] and out["results"][1]["usage"] == {
+        "prompt_tokens": 2,
+        "total_tokens": 2,
+    }
     assert out["results"][0]["error"] == {"code": "UnexpectedResponse", "message": "no embedding"}
 
 
