@@ -46,24 +46,15 @@ def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int, reda
         kept.start(order.count)
         filled = bytearray(order.count)
         for file_id, what in ((shard.output_file_id, "output file"), (shard.error_file_id, "error file")):
-            if file_id is None:
-                continue
-            for raw in _lines(files, file_id, f"shard {shard.number}'s {what}"):
-                line, custom_id = _read(raw)
-                for position in order.positions(custom_id):
-                    if filled[position]:
-                        continue
-                    if line is None:
-                        parse_line(raw)  # the line its row needs does not parse: raise what the parser says
-                    filled[position] = 1
-                    row = builder.row(order.custom_id(position), line, order.wants_json(position))
-                    tally.add(row)
-                    kept.put(position, row, len(raw) + 1)
-        for position in range(order.count):
-            if not filled[position]:
-                row = builder.missing(order.custom_id(position))
-                tally.add(row)
-                kept.put(position, row, 0)
+            if file_id is not None:
+                for lines in _lines(files, file_id, f"shard {shard.number}'s {what}"):
+                    _join_lines(lines, order, filled, builder, tally, kept)
+        position = filled.find(0)
+        while position >= 0:
+            row = builder.missing(order.custom_id(position))
+            tally.add(row)
+            kept.put(position, row, 0)
+            position = filled.find(0, position + 1)
         kept.finish()
     outputs = {
         "results": kept.rows,
@@ -72,6 +63,31 @@ def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int, reda
         "error_file_ids": plan.error_file_ids,
     }
     return outputs, kept.rows is None
+
+
+def _join_lines(lines: list[bytes], order: _Order, filled: bytearray, builder: RowBuilder, tally: Tally, kept: _Kept) -> None:
+    """Each line's row into its slots: the first line for a row wins. A line that is no row's is skipped unparsed."""
+    # The loop runs once per result line: its calls are looked up once here.
+    positions, custom_id_at, wants_json_at = order.positions, order.custom_id, order.wants_json
+    row_of, add, put = builder.row, tally.add, kept.put
+    for raw in lines:
+        try:
+            line = parse_line(raw)
+        except ValueError:
+            line, custom_id = None, custom_id_of(raw)
+        else:
+            custom_id = line.get("custom_id") if isinstance(line, dict) else None
+            if not isinstance(custom_id, str):
+                custom_id = custom_id_of(raw)
+        for position in positions(custom_id):
+            if filled[position]:
+                continue
+            if line is None:
+                parse_line(raw)  # the line its row needs does not parse: raise what the parser says
+            filled[position] = 1
+            row = row_of(custom_id_at(position), line, wants_json_at(position))
+            add(row)
+            put(position, row, len(raw) + 1)
 
 
 class _Kept:
@@ -172,27 +188,19 @@ def _order(plan: JoinPlan, shard: ShardFiles, files: FilesApi) -> _Order:
         raise JoinUnavailable(f"shard {shard.number}'s input file is unknown")
     ids: list[str] = []
     wants = bytearray()
-    for raw in _lines(files, shard.input_file_id, f"shard {shard.number}'s input file"):
-        custom_id = custom_id_of(raw)
-        if custom_id is None:
-            continue
-        ids.append(custom_id)
-        wants.append(plan.json_formats == "j" or (plan.json_formats == "m" and b'"response_format"' in raw and asks_json(raw)))
+    for lines in _lines(files, shard.input_file_id, f"shard {shard.number}'s input file"):
+        for raw in lines:
+            custom_id = custom_id_of(raw)
+            if custom_id is not None:
+                ids.append(custom_id)
+                wants.append(
+                    plan.json_formats == "j" or (plan.json_formats == "m" and b'"response_format"' in raw and asks_json(raw))
+                )
     return _InputOrder(shard, ids, wants)
 
 
-def _read(raw: bytes) -> tuple[Any, str | None]:
-    """(the parsed line or None when it does not parse, its custom_id)."""
-    try:
-        line = parse_line(raw)
-    except ValueError:
-        return None, custom_id_of(raw)
-    custom_id = line.get("custom_id") if isinstance(line, dict) else None
-    return line, custom_id if isinstance(custom_id, str) else custom_id_of(raw)
-
-
-def _lines(files: FilesApi, file_id: str, what: str) -> Iterator[bytes]:
-    """The file's non-blank lines, without their line ends, as they are downloaded."""
+def _lines(files: FilesApi, file_id: str, what: str) -> Iterator[list[bytes]]:
+    """The file's lines, without their line ends, a list per chunk downloaded (blank ones are no row's)."""
     try:
         chunks = files.content(file_id)
     except AzureServiceError as exc:
@@ -204,6 +212,5 @@ def _lines(files: FilesApi, file_id: str, what: str) -> Iterator[bytes]:
         for chunk in chunks:
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
-            yield from (line for line in lines if line.strip())
-        if rest.strip():
-            yield rest
+            yield lines
+        yield [rest]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import json
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -93,10 +94,11 @@ class Tally:
 
     def add(self, row: dict[str, Any]) -> None:
         self.counts[row["status"]] += 1
-        usage = row.get("usage")
+        usage = row["usage"]
         if usage:
-            for key in TOKEN_KEYS:
-                self.tokens[key] += usage.get(key) or 0
+            tokens = self.tokens
+            for key, value in usage.items():  # RowBuilder keeps only token counts in it
+                tokens[key] += value
 
     def outputs(self) -> dict[str, Any]:
         return {**{COUNT_OUTPUTS[k]: v for k, v in self.counts.items()}, **self.tokens}
@@ -250,8 +252,10 @@ class RowBuilder:
     def __init__(self, chat: bool, redact: Redactor) -> None:
         self.chat = chat
         self.redact = redact
-        # The redactor's own call, without its two Python frames per string: rows have three.
-        self._scrub: Callable[[str], str] = partial(redact.pattern.sub, MASK) if redact.pattern is not None else _same
+        # The redactor's own substitution, without its two Python frames per string, and none at
+        # all for a text too short to hold a secret (a custom_id, a finish_reason).
+        self._sub: Callable[[str], str] = partial(redact.pattern.sub, MASK) if redact.pattern is not None else _same
+        self._shortest = redact.shortest if redact.pattern is not None else sys.maxsize
         self._usages: dict[tuple[int | None, ...], dict[str, int]] = {}
 
     def missing(self, custom_id: str) -> dict[str, Any]:
@@ -270,17 +274,17 @@ class RowBuilder:
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A result row: chat rows carry ``response_json``, embedding rows ``embedding``."""
-        scrub = self._scrub
+        sub, shortest = self._sub, self._shortest
         row: dict[str, Any] = {
-            "custom_id": scrub(custom_id),
+            "custom_id": custom_id if len(custom_id) < shortest else sub(custom_id),
             "status": status,
-            "response": None if response is None else scrub(response),
+            "response": response if response is None or len(response) < shortest else sub(response),
         }
         if self.chat:
             row["response_json"] = self.redact.value(response_json) if response_json is not None else None
         else:
             row["embedding"] = embedding
-        row["finish_reason"] = None if finish_reason is None else scrub(finish_reason)
+        row["finish_reason"] = finish_reason if finish_reason is None or len(finish_reason) < shortest else sub(finish_reason)
         row["usage"] = usage
         row["error"] = self.redact.value(error) if error is not None else None
         return row
