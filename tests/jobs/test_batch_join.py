@@ -174,3 +174,15 @@ def test_results_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator
     assert (limited["results"] is None) == (room == 0)
     assert limited["succeeded_count"] == 40 and limited["missing_count"] == 1
     assert limited["total_tokens"] == whole["total_tokens"] == 120
+
+
+def test_every_text_of_a_row_is_scrubbed_however_short(emu: Emulator) -> None:
+    secret = emu.client_secret
+    config = PlatformConfig.from_host(sp_platform(emu))
+    assert redactor_for(config).shortest == len(secret)  # the plain form is the shortest: the edge case
+    inputs = lines(request(secret, "x"), request("b", "y"))
+    output = lines(answer(secret, f"echo {secret}", finish=secret), answer("b", secret[: len(secret) - 1]))
+    plan = JoinPlan(True, False, "n", (ShardFiles(1, 0, 2, stored(emu, inputs, "batch"), stored(emu, output), None),))
+    first, second = join(emu, plan)["results"]
+    assert (first["custom_id"], first["response"], first["finish_reason"]) == ("***", "echo ***", "***")
+    assert second["response"] == secret[:-1]  # too short to be the secret: left as it is
