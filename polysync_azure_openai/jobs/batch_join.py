@@ -66,7 +66,8 @@ def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int, reda
 
 
 def _join_lines(lines: list[bytes], order: _Order, filled: bytearray, builder: RowBuilder, tally: Tally, kept: _Kept) -> None:
-    """Each line's row into its slots: the first line for a row wins. A line that is no row's is skipped unparsed."""
+    """Each line's row into its slots: the first line for a row wins. A line that does not parse fails
+    the join only when it is the first for a row (as ``json.loads`` fails); else it is skipped."""
     # The loop runs once per result line: its calls are looked up once here.
     positions, custom_id_at, wants_json_at = order.positions, order.custom_id, order.wants_json
     row_of, add, put = builder.row, tally.add, kept.put
@@ -213,4 +214,5 @@ def _lines(files: FilesApi, file_id: str, what: str) -> Iterator[list[bytes]]:
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             yield lines
-        yield [rest]
+        if rest:
+            yield [rest]
