@@ -69,7 +69,7 @@ def _join_lines(lines: list[bytes], order: _Order, filled: bytearray, builder: R
     """Each line's row into its slots: the first line for a row wins. A line that does not parse fails
     the join only when it is the first for a row (as ``json.loads`` fails); else it is skipped."""
     # The loop runs once per result line: its calls are looked up once here.
-    positions, custom_id_at, wants_json_at = order.positions, order.custom_id, order.wants_json
+    positions, wants_json_at = order.positions, order.wants_json
     row_of, add, put = builder.row, tally.add, kept.put
     for raw in lines:
         try:
@@ -80,13 +80,16 @@ def _join_lines(lines: list[bytes], order: _Order, filled: bytearray, builder: R
             custom_id = line.get("custom_id") if isinstance(line, dict) else None
             if not isinstance(custom_id, str):
                 custom_id = custom_id_of(raw)
+        if custom_id is None:
+            continue
         for position in positions(custom_id):
             if filled[position]:
                 continue
             if line is None:
                 parse_line(raw)  # the line its row needs does not parse: raise what the parser says
             filled[position] = 1
-            row = row_of(custom_id_at(position), line, wants_json_at(position))
+            # The line's custom_id is the input's: positions() matched it, as text.
+            row = row_of(custom_id, line, wants_json_at(position))
             add(row)
             put(position, row, len(raw) + 1)
 
@@ -142,8 +145,8 @@ class _Order:
         self.count = shard.count
         self._wants_json = wants_json
 
-    def positions(self, custom_id: str | None) -> tuple[int, ...]:
-        match = DEFAULT_ID.fullmatch(custom_id) if custom_id is not None else None
+    def positions(self, custom_id: str) -> tuple[int, ...]:
+        match = DEFAULT_ID.fullmatch(custom_id)
         position = int(match[1]) - self.first_row if match else -1
         return (position,) if 0 <= position < self.count else ()
 
@@ -169,8 +172,8 @@ class _InputOrder(_Order):
             if first != position:
                 self._more[custom_id] = (*self._more.get(custom_id, ()), position)
 
-    def positions(self, custom_id: str | None) -> tuple[int, ...]:
-        first = self._first.get(custom_id) if custom_id is not None else None
+    def positions(self, custom_id: str) -> tuple[int, ...]:
+        first = self._first.get(custom_id)
         if first is None:
             return ()
         return (first, *self._more[custom_id]) if custom_id in self._more else (first,)

@@ -330,10 +330,13 @@ class RowBuilder:
             return self.shape(custom_id, SUCCEEDED, embedding=vector, usage=usage)
         choices = body.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-        raw_message = choice.get("message")
-        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
-        content = message.get("content") if isinstance(message.get("content"), str) else None
-        finish_reason = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            content = None
+        finish_reason = choice.get("finish_reason")
+        if not isinstance(finish_reason, str):
+            finish_reason = None
         if finish_reason == "content_filter":
             return self.shape(custom_id, CONTENT_FILTERED, response=content, finish_reason=finish_reason, usage=usage)
         parsed: Any = None
