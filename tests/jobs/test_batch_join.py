@@ -186,3 +186,41 @@ def test_every_text_of_a_row_is_scrubbed_however_short(emu: Emulator) -> None:
     first, second = join(emu, plan)["results"]
     assert (first["custom_id"], first["response"], first["finish_reason"]) == ("***", "echo ***", "***")
     assert second["response"] == secret[:-1]  # too short to be the secret: left as it is
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_both_readers_agree_on_files_written_in_any_way(emu: Emulator, seed: int) -> None:
+    """Files of random order, repeats, gaps, blank and CRLF lines, lines of no row and of other shapes."""
+    rng = random.Random(seed)
+    own_ids = seed % 2 == 1
+    count = 30
+    ids = [f'id {i} é"\\' if own_ids else f"row-{i}" for i in range(count)]
+    inputs = lines(*(request(i, "in JSON" if rng.random() < 0.5 else "x", rng.choice([None, "json_object"])) for i in ids))
+
+    def some_line(custom_id: str) -> dict[str, Any] | bytes:
+        kind = rng.randrange(6)
+        if kind == 0:
+            return refused(custom_id, rng.choice(["server_error", "content_filter"]))
+        if kind == 1:
+            return {"custom_id": custom_id, "response": None, "error": {"code": "x", "message": "m"}}
+        if kind == 2:
+            return json.dumps([{"custom_id": custom_id}]).encode() + b"\r\n"  # not an object
+        if kind == 3:
+            return answer(custom_id, '{"ok": true}', finish=rng.choice(["stop", "content_filter", "length"]))
+        return answer(custom_id, f"text {rng.random()}", tokens=rng.randrange(1, 9))
+
+    def some_file() -> bytes:
+        chosen = [rng.choice(ids) for _ in range(rng.randrange(count))] + ["stranger", "row-999"]
+        items = [some_line(i) for i in chosen] + [b"\n", b"  \r\n", b'{"custom_id": "stranger", "cut\n']
+        rng.shuffle(items)
+        return lines(*items)
+
+    plan = JoinPlan(
+        True,
+        not own_ids,
+        rng.choice(["n", "j", "m"]),
+        (ShardFiles(1, 0, count, stored(emu, inputs, "batch"), stored(emu, some_file()), stored(emu, some_file())),),
+    )
+    out = join(emu, plan)  # asserts that results and the exported rows are the same
+    assert [r["custom_id"] for r in out["results"]] == ids
+    assert sum(out[f"{s}_count"] for s in ("succeeded", "failed", "content_filtered", "missing")) == count
