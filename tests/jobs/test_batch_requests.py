@@ -40,6 +40,7 @@ ROWS = [
     Row("empty", [], OK, ("parameter 'requests'", "is an empty array")),
     Row("too-many", ["x"] * 2_000_001, OK, ("parameter 'requests'", "2,000,001 items", "2,000,000")),
     Row("empty-string-item", ["ok", ""], ["ok", "x"], (item(1), "empty 'user_prompt'")),
+    Row("blank-string-item", ["ok", " \u3000\n"], ["ok", " x "], (item(1), "empty 'user_prompt'")),
     Row("blank-prompt", [{"user_prompt": "  "}], OK, (item(0), "empty 'user_prompt'")),
     Row("no-prompt", ["a", {"system_prompt": "x"}], ["a", {"user_prompt": "x"}], (item(1), "neither 'user_prompt' nor 'body'")),
     Row("number-item", ["a", "b", 5], ["a", "b", "5"], (item(2), "is a number")),
@@ -131,6 +132,8 @@ def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[s
     )
     builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
-    for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f"]):
+    for index, text in enumerate(
+        ["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f", "\x7f ÿ", "é\\", ' \t"']
+    ):
         general = encode(builder, index, builder.line(index, {key: text})[1])
         assert builder.plain_line(index, text) == general
