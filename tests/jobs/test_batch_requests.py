@@ -180,3 +180,13 @@ def test_an_item_s_own_limits_and_effort_reach_its_line(pm: pluggy.PluginManager
     (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
     bodies = [json.loads(line)["body"] for line in emu.file_content(upload["id"]).decode().splitlines()]
     assert [(b.get("max_completion_tokens"), b["reasoning_effort"]) for b in bodies] == [(10_000_000, "low"), (None, "high")]
+
+
+def test_more_than_20_shards_names_both_shard_limits_and_the_fix(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, ["q"] * 21, {"OpenAI Max Requests Per Batch": "1"})
+    assert str(info.value) == (
+        "Job 'validation job': parameter 'requests' needs more than 20 shards (at most 1 requests and 200 MB per shard)."
+        " Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'."
+    )
+    assert emu.requests == []
