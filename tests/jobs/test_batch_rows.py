@@ -336,6 +336,22 @@ def test_cancel_leaves_a_well_formed_marker_line_and_cancels_each_shard_in_fligh
     assert until_ended(pm, emu, platform, submitted.run_id, **attributes).status == "Cancelled"
 
 
+def test_a_second_cancel_while_shards_are_cancelling_marks_the_run_once(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The cancel reads the run's files, so it sees its own marker: a repeated cancel uploads no second one."""
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    assert submitted.status == "Running", submitted.message
+    emu.advance(2)
+    first = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
+    assert first.status == "Running" and "cancelled" in first.message
+    assert {b["status"] for b in run_batches(emu, "run-1")} == {"cancelling"}
+    emu.clear_requests()
+    again = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
+    assert again.status == "Running" and "cancelled" in again.message
+    assert "files.upload" not in {r.kind for r in emu.requests}
+    assert len([f for f in run_files(emu, "run-1") if f["filename"].endswith("-cancelled.jsonl")]) == 1
+
+
 def test_processing_past_a_minute_returns_running_and_a_later_poll_creates(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     emu.file_processing_seconds = 3600
