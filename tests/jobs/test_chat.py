@@ -197,9 +197,7 @@ class CachedPromptWithoutFinishReason:
         exchange.send(attrs.evolve(response, body=json.dumps(payload).encode()))
 
 
-def test_cached_prompt_tokens_are_an_output_and_a_missing_finish_reason_is_named(
-    pm: pluggy.PluginManager, emu: Emulator
-) -> None:
+def test_cached_prompt_tokens_are_an_output_and_a_missing_finish_reason_is_named(pm: pluggy.PluginManager, emu: Emulator) -> None:
     emu.inject(CachedPromptWithoutFinishReason(), kind="chat")
     result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
     assert result.status == "Success", result.message
