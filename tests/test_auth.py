@@ -239,6 +239,26 @@ def test_certificate_with_an_ec_key_is_a_clear_error(pm: pluggy.PluginManager, e
     assert emu.requests == []
 
 
+# cryptography's reason for refusing a certificate is quoted in the error: never its bytes, never at length.
+@pytest.mark.parametrize(
+    ("reason", "quoted"),
+    [
+        (
+            "Could not deserialize key data: reason_text=b'error:0x1E08010C:DECODER routines'",
+            "Could not deserialize key data: reason_text=<bytes>",
+        ),
+        ("two b'\\x30\\x82' and b'' values", "two <bytes> and <bytes> values"),
+        ("B'upper case is no bytes literal'", "B'upper case is no bytes literal'"),
+        ("x" * 300, "x" * 200),
+    ],
+    ids=["openssl-bytes", "two-bytes-literals", "not-bytes", "long"],
+)
+def test_a_certificate_loading_reason_is_quoted_without_bytes_and_at_most_200_characters(reason: str, quoted: str) -> None:
+    from polysync_azure_openai.auth import _scrub
+
+    assert _scrub(reason) == quoted
+
+
 def test_certificate_path_that_does_not_exist(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
     client_id, _ = certificate
     with pytest.raises(ConfigurationError, match="cannot be read"):
@@ -341,6 +361,15 @@ class _MintingHostCredential:
         return fresh.get_token(*scopes)
 
 
+class _ValueEqualHostCredential(_MintingHostCredential):
+    """A host credential that compares by value (as a dataclass does), so Python makes it unhashable."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _MintingHostCredential) and other._emu is self._emu
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def minting_platform(emu: Emulator, credential: _MintingHostCredential) -> Platform:
     attributes = {k: v for k, v in emulator_attributes(emu).items() if k not in ("Tenant Id", "Client Id", "Client Secret")}
     return Platform(name="host-identity", auth_method="Polysync Service Principal", attributes=attributes, credential=credential)
@@ -353,8 +382,11 @@ def test_the_minting_host_credential_really_mints_a_new_token_each_call(emu: Emu
     assert emu.token_requests() == 2
 
 
-def test_the_plugin_caches_the_host_credentials_token_per_scope(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    credential = _MintingHostCredential(emu)
+@pytest.mark.parametrize("kind", [_MintingHostCredential, _ValueEqualHostCredential], ids=["hashable", "unhashable"])
+def test_the_plugin_caches_the_host_credentials_token_per_scope(
+    pm: pluggy.PluginManager, emu: Emulator, kind: type[_MintingHostCredential]
+) -> None:
+    credential = kind(emu)
     for i in range(5):
         platform = minting_platform(emu, credential)  # a new platform object per run, as the host passes them
         assert chat(pm, platform, f"call {i}").status == "Success"
