@@ -88,6 +88,22 @@ def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManage
     ]
 
 
+@pytest.mark.parametrize(
+    ("model", "version", "described"),
+    [
+        ("gpt-4o", "", "(model gpt-4o, Standard SKU)."),  # no version listed: none invented
+        ("", "", "(model unknown, Standard SKU)."),  # no model name listed: said so
+    ],
+    ids=["no-version", "no-model-name"],
+)
+def test_a_job_description_names_only_what_arm_listed(
+    pm: pluggy.PluginManager, emu: Emulator, model: str, version: str, described: str
+) -> None:
+    emu.set_deployments([Deployment(name="plain", model=model, model_version=version)])
+    chat = next(j for j in imported(pm, sp_platform(emu)) if j.job_type == CHAT)
+    assert chat.description.endswith(f"on deployment 'plain' {described}"), chat.description
+
+
 def test_a_missing_model_format_is_openai() -> None:
     from polysync_azure_openai.discovery import Deployment as Listed
 
