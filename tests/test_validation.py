@@ -229,6 +229,15 @@ ROWS = [
         method="Workload Identity",
     ),
     Row("auth-method-missing", "auth", "auth_method", "", "Service Principal", ("authentication method not set",)),
+    Row(
+        "api-key-missing",
+        "platform",
+        "API Key",
+        None,
+        KEEP,
+        ("'API Key' is not set", "settings (Keys and Endpoint page of the resource in the Azure portal)."),
+        method="API Key",
+    ),
     # -- job attributes -------------------------------------------------------------------------
     Row("max-tokens-decimal", "job", "OpenAI Max Tokens", "1.0", "16", ("'OpenAI Max Tokens'", "'1.0'", "whole number")),
     Row("max-tokens-negative", "job", "OpenAI Max Tokens", "-1", "16", ("'OpenAI Max Tokens'",)),
@@ -666,6 +675,10 @@ def base_attributes(emu: Emulator, method: str) -> dict[str, str]:
     if method == "Managed Identity":
         for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
             del attributes[name]
+    elif method == "API Key":
+        for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
+            del attributes[name]
+        attributes["API Key"] = emu.api_key
     elif method == "Workload Identity":
         del attributes["Client Secret"]
         attributes |= {"Client Id": emu.workload_client_id, "Token File Path": str(emu.write_federated_token())}
