@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 import uuid
@@ -125,6 +126,8 @@ def test_wrong_secret_is_a_failed_run_with_the_entra_error(pm: pluggy.PluginMana
     result = chat(pm, sp_platform(emu, Client_Secret="definitely-wrong"))
     assert result.status == "Failed"
     assert "invalid_client" in result.message or "AADSTS7000215" in result.message
+    # Entra's Trace ID is the request id a support case asks for.
+    assert re.search(r"\(request id [0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\)", result.message), result.message
     assert not [r for r in emu.requests if r.kind == "chat"]
 
 
