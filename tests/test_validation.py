@@ -76,7 +76,14 @@ ROWS = [
     Row("resource-group-dot-end", "platform", "Resource Group Name", "rg.", KEEP, ("'Resource Group Name'",), hook="import_jobs"),
     Row("api-version", "platform", "OpenAI API Version", "latest", "2024-10-21", ("'OpenAI API Version'", "2024-10-21")),
     Row("cloud", "platform", "Azure Cloud", "AzurePublic", "AzureCloud", ("'Azure Cloud'", "AzureUSGovernment")),
-    Row("endpoint-http", "platform", "OpenAI Endpoint", "http://127.0.0.1:1", KEEP, ("'OpenAI Endpoint'", "https://")),
+    Row(
+        "endpoint-http",
+        "platform",
+        "OpenAI Endpoint",
+        "http://127.0.0.1:1",
+        KEEP,
+        ("'OpenAI Endpoint' is 'http://127.0.0.1:1': it must start with https://",),
+    ),
     Row(
         "endpoint-encoded-dot-dot",
         "platform",
@@ -122,10 +129,12 @@ ROWS = [
         KEEP,
         ("'Authority Host' is 'login.example?tenant=x': it must not have a query string",),
     ),
-    Row("timeout-zero", "platform", "Request Timeout Seconds", "0", "30", ("'Request Timeout Seconds'", "'0'")),
+    Row(
+        "timeout-zero", "platform", "Request Timeout Seconds", "0", "30", ("'Request Timeout Seconds' is '0'", "from 0.1 to 3600")
+    ),
     Row("timeout-text", "platform", "Request Timeout Seconds", "ten", "30", ("'Request Timeout Seconds'",)),
     Row("timeout-inf", "platform", "Request Timeout Seconds", "inf", "30", ("'Request Timeout Seconds'",)),
-    Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries'", "whole number")),
+    Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries' is '-1'", "whole number")),
     Row("retries-huge", "platform", "Max Retries", "99", "2", ("'Max Retries'", "from 0 to 10")),
     Row("retries-eleven", "platform", "Max Retries", "11", "10", ("'Max Retries'", "from 0 to 10")),
     Row("retries-5000-digits", "platform", "Max Retries", "1" * 5000, "1", ("'Max Retries'", "whole number")),
@@ -753,3 +762,15 @@ def test_bad_input_is_refused_before_any_request(
 
     call(pm, emu, row, row.good)  # the valid twin: not refused, and it reaches the emulator
     assert emu.requests, "the valid twin sent nothing: the row proves nothing"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0.1", 0.1), ("3600", 3600.0)], ids=["minimum", "maximum"])
+def test_the_request_timeout_s_bounds_are_accepted(emu: Emulator, value: str, seconds: float) -> None:
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(
+        Platform(
+            name="bounds", auth_method="Service Principal", attributes=emulator_attributes(emu, Request_Timeout_Seconds=value)
+        )
+    )
+    assert config.request_timeout == seconds
