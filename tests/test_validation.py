@@ -224,7 +224,7 @@ ROWS = [
         "Token File Path",
         None,
         KEEP,
-        ("'Token File Path'", "is not set", "AZURE_FEDERATED_TOKEN_FILE"),
+        ("attribute 'Token File Path' is not set and neither is the environment variable AZURE_FEDERATED_TOKEN_FILE",),
         method="Workload Identity",
     ),
     Row(
