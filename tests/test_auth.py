@@ -190,7 +190,9 @@ def thumbprint_of(leaf: trustme.LeafCert) -> str:
     return cert.fingerprint(hashes.SHA1()).hex()
 
 
-@pytest.mark.parametrize("form", ["pem-text", "pem-base64", "pkcs12-base64", "pem-path", "pkcs12-path"])
+@pytest.mark.parametrize(
+    "form", ["pem-text", "pem-base64", "pkcs12-base64", "pem-path", "pem-path-blank-first-line", "pkcs12-path"]
+)
 def test_certificate_forms(pm: pluggy.PluginManager, emu: Emulator, certificate, form: str, tmp_path: Path) -> None:
     client_id, leaf = certificate
     extra: dict[str, str] = {}
@@ -201,8 +203,9 @@ def test_certificate_forms(pm: pluggy.PluginManager, emu: Emulator, certificate,
     elif form == "pkcs12-base64":
         value = base64.b64encode(pkcs12_of(leaf, b"p12-pass")).decode()
         extra["Certificate Password"] = "p12-pass"
-    elif form == "pem-path":
-        (tmp_path / "app.pem").write_bytes(pem_of(leaf))
+    elif form.startswith("pem-path"):
+        # A PEM file may start with a blank line (files concatenated by hand): still PEM.
+        (tmp_path / "app.pem").write_bytes((b"\n" if form.endswith("blank-first-line") else b"") + pem_of(leaf))
         value = str(tmp_path / "app.pem")
     else:
         (tmp_path / "app.p12").write_bytes(pkcs12_of(leaf, b"p12-pass"))
@@ -237,7 +240,7 @@ def test_wrong_pkcs12_password_is_a_clear_error(pm: pluggy.PluginManager, emu: E
 def test_certificate_with_an_ec_key_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
     client_id, _ = certificate
     ec_leaf = trustme.CA(key_type=trustme.KeyType.ECDSA).issue_cert("ec-app")
-    with pytest.raises(ConfigurationError, match="need an RSA key"):
+    with pytest.raises(ConfigurationError, match=r"has a key of type (EC|EllipticCurve)PrivateKey, but .* need an RSA key"):
         chat(pm, cert_platform(emu, client_id, pem_of(ec_leaf).decode()))
     assert emu.requests == []
 
