@@ -774,3 +774,12 @@ def test_the_request_timeout_s_bounds_are_accepted(emu: Emulator, value: str, se
         )
     )
     assert config.request_timeout == seconds
+
+
+def test_a_platform_without_a_name_is_called_unnamed_in_its_refusal(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    attributes = emulator_attributes(emu, OpenAI_Resource_Name=None)
+    platform = Platform(name="", auth_method="Service Principal", attributes=attributes)
+    job = Job(job_type=CHAT, external_id="gpt-4o", name="a job", attributes={})
+    with pytest.raises(ConfigurationError, match=r"^Platform '\(unnamed\)': attribute 'OpenAI Resource Name' is not set"):
+        pm.hook.submit(platform=platform, job=job, parameters={"user_prompt": "hi"}, run_key="k")
+    assert emu.requests == []
