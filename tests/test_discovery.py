@@ -6,6 +6,7 @@ import itertools
 import logging
 import threading
 
+import attrs
 import pluggy
 import pytest
 
@@ -180,6 +181,10 @@ def test_api_key_platform_cannot_import(pm: pluggy.PluginManager, emu: Emulator)
     message = str(info.value)
     assert "'API Key'" in message and "Service Principal" in message and "Import Jobs" in message
     assert emu.requests == []
+    # Another platform with the same attributes is another platform: its own name, not the first's.
+    renamed = attrs.evolve(api_key_platform(emu), name="key-twin")
+    with pytest.raises(ConfigurationError, match=r"^Platform 'key-twin': Import Jobs needs"):
+        imported(pm, renamed)
 
 
 def test_discovery_needs_subscription_and_resource_group(pm: pluggy.PluginManager, emu: Emulator) -> None:
