@@ -8,6 +8,7 @@ how long anything took.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -251,3 +252,94 @@ def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
     assert emu.api_key not in result.message
     assert not [r for r in caplog.records if emu.api_key in r.getMessage()]
     assert any("retry-after: '***'" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+
+def test_a_call_refused_by_another_calls_429_reports_that_429_and_the_attempts_it_sent(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """A call backing off after three 503s finds its deployment paused by another call's 429 for a
+    day: refused unsent, it reports that 429 (status, code, message, request id) and its own 3
+    attempts. A call refused before it sent anything reports no attempts."""
+    platform = sp_platform(emu)
+    emu.inject(f.Status(503), kind="chat", times=3)
+    retrying: list[RunResult] = []
+    thread = threading.Thread(target=lambda: retrying.append(submit(pm, platform)))
+    thread.start()
+    wait_for(lambda: statuses(emu) == [503] * 3)  # it now backs off 1 to 2 s before its 4th attempt
+    emu.inject(f.throttled(86400, shape="retry-after"), kind="chat", times=1)
+    throttled = submit(pm, platform)
+    at_once = submit(pm, platform)
+    thread.join(timeout=60)
+
+    assert statuses(emu) == [503] * 3 + [429]  # neither refused call was sent again
+    found = re.search(r"\(request id ([^)]+)\)", throttled.message)
+    assert found is not None
+    azure_429 = throttled.message.split(" [")[0]  # "... failed: HTTP 429 429: Requests to the ... rate limit."
+    assert "HTTP 429 429: Requests to the ChatCompletions_Create Operation" in azure_429
+    not_sent = f"[not sent: Azure asked every caller of deployment 'gpt-4o' at {emu.url} to wait 24 h (retry-after: '86400'), "
+    assert at_once.message.startswith(
+        f"{azure_429} {not_sent}more than the 2 min this run may still wait] (request id {found[1]}). Fix: "
+    )
+    assert [r.status for r in retrying] == ["Failed"]
+    assert retrying[0].message.startswith(f"{azure_429} {not_sent}more than the ")
+    assert f"this run may still wait] (request id {found[1]}) after 3 attempts. Fix: " in retrying[0].message
+
+
+# -- the reason a lane gives when it refuses a call -------------------------------------------
+# Through the hooks a call has 2 min to wait, so a refusal with less left, or with the budget run
+# out, would take minutes: the lane is driven directly here, on a clock the test sets.
+
+BASE = "https://example.openai.azure.com"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def paused_lane(sent: str, asked: float) -> tuple[pacer.Lane, Clock]:
+    """A lane whose one call met a 429 asking for ``asked`` s (``sent`` its retry headers)."""
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+    admission = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(admission, pacer.Admission)
+    lane.leave(admission, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", sent, asked))
+    return lane, clock
+
+
+@pytest.mark.parametrize(
+    "sent,shown,may_wait,left",
+    [
+        ("retry-after: '90'", "retry-after: '90'", 0.5, "0.50 s"),
+        ("", "no retry header", 0.0, "0.00 s"),
+    ],
+    ids=["less-than-a-second-left", "no-retry-header"],
+)
+def test_a_call_refused_during_a_pause_names_the_wait_asked_and_the_budget_it_has_left(
+    sent: str, shown: str, may_wait: float, left: str
+) -> None:
+    lane, clock = paused_lane(sent, 90.0)
+    clock.now += 10
+    refusal = lane.enter(lane.ticket(), 10, may_wait)
+    assert isinstance(refusal, pacer.Refusal) and refusal.throttle is not None and refusal.throttle.request_id == "req-1"
+    assert refusal.reason == (
+        f"not sent: Azure asked every caller of deployment 'gpt-4o' at {BASE} to wait 80 s ({shown}), "
+        f"more than the {left} this run may still wait"
+    )
+
+
+def test_at_the_end_of_a_pause_a_call_behind_the_probe_is_refused_for_the_quota_not_the_pause() -> None:
+    """The pause (60 s of the 300 s asked) is over at its last instant: one probe goes, and a call
+    with no time left to wait for its answer is refused for the quota, having been held 0 s."""
+    lane, clock = paused_lane("retry-after: '300'", 300.0)
+    clock.now += pacer.MAX_PAUSE
+    probe = lane.enter(lane.ticket(), 10, 0.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    refusal = lane.enter(lane.ticket(), 10, 0.0)
+    assert isinstance(refusal, pacer.Refusal)
+    assert refusal.reason == f"not sent: held 0.00 s for the quota of deployment 'gpt-4o' at {BASE}, as long as this run may wait"
+    assert (lane.stats.probes, lane.stats.refused) == (1, 1)
