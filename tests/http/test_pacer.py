@@ -254,7 +254,6 @@ def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
     assert any("retry-after: '***'" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
 
-
 def test_a_call_refused_by_another_calls_429_reports_that_429_and_the_attempts_it_sent(
     pm: pluggy.PluginManager, emu: Emulator
 ) -> None:
