@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator import faults as f
+from polysync_azure_openai.errors import ErrorDetail
+from polysync_azure_openai.http.azure_errors import RetryHint
+from polysync_azure_openai.http.client import _with_quota_note
+from polysync_azure_openai.http.decide import GiveUp
 from polysync_azure_openai.jobs import CHAT
 
 from ..conftest import job, sp_platform
+from .test_pacer import in_threads
 
 
 def chat(pm: pluggy.PluginManager, emu: Emulator, **platform: str):
@@ -68,6 +74,31 @@ def test_the_wait_azure_asks_for_is_the_wait(
     ]
 
 
+def test_with_no_wait_named_the_first_retry_backs_off_a_jittered_quarter_to_half_second(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """decide.backoff: 0.5 s for the first retry, scaled by a jitter drawn from [0.5, 1] for each
+    request, so that calls failing together do not come back together."""
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    platform = sp_platform(emu)
+    assert chat(pm, emu).status == "Success"  # the token, before the calls race
+    emu.inject(f.Status(503), kind="chat", times=8)
+
+    def one(_: int) -> str:
+        result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+        return str(result.status)
+
+    assert in_threads(8, one) == ["Success"] * 8
+    waits = [
+        float(found[1])
+        for r in caplog.records
+        if (found := re.search(r"HTTP 503; retrying in ([0-9.]+) s \(attempt 2 of 4\)", r.getMessage()))
+    ]
+    assert len(waits) == 8
+    assert all(0.25 <= wait <= 0.5 for wait in waits)
+    assert len(set(waits)) > 1  # eight equal draws from [0.25, 0.5] at 10 ms steps: about 1 in 10^10
+
+
 def test_the_resend_after_a_401_is_no_retry(pm: pluggy.PluginManager, emu: Emulator) -> None:
     assert chat(pm, emu).status == "Success"
     emu.revoke_tokens()
@@ -86,3 +117,20 @@ def test_request_timeout_above_the_connect_cap_is_the_read_timeout(pm: pluggy.Pl
     result = chat(pm, emu, Request_Timeout_Seconds="13", Max_Retries="0")
     assert result.status == "Success", result.message
     assert slow.hits == 1
+
+
+@pytest.mark.parametrize(
+    "may_wait,left",
+    [(30.0, "30 s"), (0.5, "0.50 s"), (-2.0, "0.00 s")],
+    ids=["seconds-left", "under-a-second-left", "overdrawn"],
+)
+def test_a_final_429_whose_wait_passes_the_budget_names_what_was_left(may_wait: float, left: str) -> None:
+    # Through a submit the budget is 2 min less what was waited; here the note alone, on any budget.
+    detail = ErrorDetail(429, "429", "Rate limit reached.", "req-1")
+    hint = RetryHint(90.0, "retry-after: '90'")
+    noted = _with_quota_note(detail, hint, GiveUp("waiting 90.00 s more would pass 120 s in all", wait=90.0), may_wait)
+    assert noted.message == (
+        f"Rate limit reached. [Azure asked to wait 90 s (retry-after: '90'), more than the {left} "
+        "this run may still wait, so it was not sent again]"
+    )
+    assert (noted.status, noted.code, noted.request_id, noted.retry_after) == (429, "429", "req-1", 90.0)

@@ -240,6 +240,8 @@ def test_the_token_estimate_is_azures(pm: pluggy.PluginManager, emu: Emulator) -
     assert outcomes == ["Success", "Success", "Success", "Failed"]
     # The fourth was held by the token headers (0 left) and probed once: one 429, no more.
     assert statuses(emu) == [200, 200, 200, 429]
+    # The third fitted the 25 tokens left exactly, so it went as any call: only the fourth probed.
+    assert lane_of(emu).stats.probes == 1
 
 
 def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
@@ -342,3 +344,24 @@ def test_at_the_end_of_a_pause_a_call_behind_the_probe_is_refused_for_the_quota_
     assert isinstance(refusal, pacer.Refusal)
     assert refusal.reason == f"not sent: held 0.00 s for the quota of deployment 'gpt-4o' at {BASE}, as long as this run may wait"
     assert (lane.stats.probes, lane.stats.refused) == (1, 1)
+
+
+def test_a_call_whose_budget_ends_as_the_asked_wait_ends_waits_out_the_pause_and_goes_as_the_probe() -> None:
+    """Refused at once are the calls that cannot wait as long as Azure asked; one that can, to the
+    instant, waits out the pause (60 s of the 90 s asked) and then asks Azure as the probe."""
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+    first, other = lane.enter(lane.ticket(), 10, 120.0), lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission) and isinstance(other, pacer.Admission)
+    lane.leave(first, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", "retry-after: '90'", 90.0))
+    clock.now += 10
+    gate: list[pacer.Admission | pacer.Refusal] = []
+    caller = threading.Thread(target=lambda: gate.append(lane.enter(lane.ticket(), 10, 80.0)))
+    caller.start()
+    wait_for(lambda: lane.stats.held == 1)
+    with lane._lock:  # the caller waits on the lane's condition, which released the lock
+        clock.now += pacer.MAX_PAUSE - 10
+    lane.leave(other, 200, {})  # an answer wakes the head of the queue
+    caller.join(timeout=10)
+    assert len(gate) == 1 and isinstance(gate[0], pacer.Admission) and gate[0].probe
+    assert (lane.stats.refused, lane.stats.probes) == (0, 1)
