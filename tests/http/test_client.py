@@ -8,7 +8,7 @@ import re
 import pluggy
 import pytest
 
-from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator import Deployment, Emulator
 from polysync_azure_openai.emulator import faults as f
 from polysync_azure_openai.errors import ErrorDetail
 from polysync_azure_openai.http.azure_errors import RetryHint
@@ -16,7 +16,7 @@ from polysync_azure_openai.http.client import _with_quota_note
 from polysync_azure_openai.http.decide import GiveUp
 from polysync_azure_openai.jobs import CHAT
 
-from ..conftest import job, sp_platform
+from ..conftest import imported, job, sp_platform
 from .test_pacer import in_threads
 
 
@@ -99,6 +99,23 @@ def test_with_no_wait_named_the_first_retry_backs_off_a_jittered_quarter_to_half
     assert len(set(waits)) > 1  # eight equal draws from [0.25, 0.5] at 10 ms steps: about 1 in 10^10
 
 
+def test_the_retry_log_of_a_next_link_names_its_path_without_the_query(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A nextLink is sent as the full URL Azure gave, query and all; the log line names the path."""
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    emu.set_deployments([Deployment(name=f"d{i}", model="gpt-4o-mini") for i in range(3)])
+    emu.page_size = 2
+    emu.inject(f.Delay(0), kind="arm.deployments", times=1)  # the first page, as it is
+    emu.inject(f.Status(503, headers={"retry-after-ms": "10"}), kind="arm.deployments", times=1)  # the nextLink
+    assert len(imported(pm, sp_platform(emu))) == 6  # chat and batch for each
+    pages = [r for r in emu.requests if r.kind == "arm.deployments"]
+    assert [("$skipToken" in r.query, r.status) for r in pages] == [(False, 200), (True, 503), (True, 200)]
+    assert [m for r in caplog.records if "retrying in" in (m := r.getMessage())] == [
+        f"GET {pages[0].path}: HTTP 503; retrying in 0.01 s (attempt 2 of 4)"
+    ]
+
+
 def test_the_resend_after_a_401_is_no_retry(pm: pluggy.PluginManager, emu: Emulator) -> None:
     assert chat(pm, emu).status == "Success"
     emu.revoke_tokens()
@@ -117,6 +134,20 @@ def test_request_timeout_above_the_connect_cap_is_the_read_timeout(pm: pluggy.Pl
     result = chat(pm, emu, Request_Timeout_Seconds="13", Max_Retries="0")
     assert result.status == "Success", result.message
     assert slow.hits == 1
+
+
+def test_a_final_429_names_the_budget_left_after_the_waits_already_spent(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """'Request Timeout Seconds' 150 makes the budget 150 s; after a 10 ms wait, 149.99 s are left,
+    which reads "2 min" (150.01 s would read "3 min")."""
+    emu.inject(f.throttled(retry_after_ms=10), kind="chat", times=1)
+    emu.inject(f.throttled(86400, shape="retry-after"), kind="chat", times=1)
+    result = chat(pm, emu, Request_Timeout_Seconds="150")
+    assert result.status == "Failed"
+    assert (
+        "[Azure asked to wait 24 h (retry-after: '86400'), more than the 2 min this run may still wait, "
+        "so it was not sent again]" in result.message
+    ), result.message
+    assert [r.status for r in emu.requests if r.kind == "chat"] == [429, 429]
 
 
 @pytest.mark.parametrize(

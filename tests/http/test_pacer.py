@@ -287,7 +287,7 @@ def test_a_call_refused_by_another_calls_429_reports_that_429_and_the_attempts_i
     assert f"this run may still wait] (request id {found[1]}) after 3 attempts. Fix: " in retrying[0].message
 
 
-# -- the reason a lane gives when it refuses a call -------------------------------------------
+# -- when a lane refuses a call, and the reason it gives ---------------------------------------
 # Through the hooks a call has 2 min to wait, so a refusal with less left, or with the budget run
 # out, would take minutes: the lane is driven directly here, on a clock the test sets.
 
@@ -295,6 +295,8 @@ BASE = "https://example.openai.azure.com"
 
 
 class Clock:
+    """The lane's monotonic clock, moved by the test."""
+
     def __init__(self) -> None:
         self.now = 1000.0
 
@@ -364,4 +366,66 @@ def test_a_call_whose_budget_ends_as_the_asked_wait_ends_waits_out_the_pause_and
     lane.leave(other, 200, {})  # an answer wakes the head of the queue
     caller.join(timeout=10)
     assert len(gate) == 1 and isinstance(gate[0], pacer.Admission) and gate[0].probe
+    assert gate[0].held == 50.0  # what the call's budget is charged for the wait
     assert (lane.stats.refused, lane.stats.probes) == (0, 1)
+
+
+def test_a_longer_429_during_a_pause_is_the_wait_later_calls_are_refused_for() -> None:
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+    first, second = lane.enter(lane.ticket(), 10, 120.0), lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission) and isinstance(second, pacer.Admission)
+    lane.leave(first, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", "retry-after-ms: '5000'", 5.0))
+    daily = pacer.Throttle("429", "Daily quota reached.", "req-2", "retry-after: '86400'", 86400.0)
+    lane.leave(second, 429, {}, daily)  # answered during the pause the first one started
+    refusal = lane.enter(lane.ticket(), 10, 3.0)
+    assert isinstance(refusal, pacer.Refusal) and refusal.throttle == daily
+    assert "to wait 24 h (retry-after: '86400'), more than the 3.00 s this run may still wait" in refusal.reason
+    assert (lane.stats.pauses, lane.stats.throttled) == (1, 2)
+
+
+def test_a_call_waiting_for_the_probes_answer_is_refused_when_its_own_budget_runs_out() -> None:
+    """Real clock: the probe's answer never comes, so nothing wakes the waiting call but its deadline."""
+    lane = pacer.Lane("gpt-4o", BASE)
+    first = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission)
+    lane.leave(first, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", "retry-after-ms: '0'", 0.0))
+    probe = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    gate: list[pacer.Admission | pacer.Refusal] = []
+    caller = threading.Thread(target=lambda: gate.append(lane.enter(lane.ticket(), 10, 0.2)))
+    caller.start()
+    caller.join(timeout=10)
+    still_waiting = caller.is_alive()
+    lane.leave(probe, 200, {})  # lets the caller go, should it still be waiting
+    caller.join(timeout=10)
+    assert not still_waiting
+    assert len(gate) == 1 and isinstance(gate[0], pacer.Refusal) and gate[0].reason.startswith("not sent: held ")
+    assert lane.stats.refused == 1
+
+
+@pytest.mark.parametrize("status", [503, None], ids=["503", "no-answer"])
+def test_a_probe_that_learnt_nothing_leaves_the_next_call_to_probe_again(status: int | None) -> None:
+    """After a pause only an answer that says something (a 2xx, or a 4xx with remaining headers)
+    lets the calls go together again; a 5xx or a lost answer hands the probe to the next call."""
+    lane, clock = paused_lane("retry-after-ms: '5000'", 5.0)
+    clock.now += 5
+    probe = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    lane.leave(probe, status, {} if status is not None else None)
+    again = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(again, pacer.Admission) and again.probe
+    assert lane.stats.probes == 2
+
+
+def test_the_requests_budget_counts_the_calls_still_in_flight() -> None:
+    lane = pacer.Lane("gpt-4o", BASE)
+    first = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission)
+    lane.leave(first, 200, {"x-ratelimit-remaining-requests": "2"})
+    in_flight = [lane.enter(lane.ticket(), 10, 120.0) for _ in range(2)]
+    assert all(isinstance(admission, pacer.Admission) for admission in in_flight)
+    # Two calls out, two requests left: a third waits for their answers (here: no time to wait).
+    refusal = lane.enter(lane.ticket(), 10, 0.0)
+    assert isinstance(refusal, pacer.Refusal) and refusal.reason.startswith("not sent: held ")
+    assert (lane.stats.admitted, lane.stats.refused) == (3, 1)
