@@ -193,3 +193,26 @@ def test_an_error_body_echoing_the_bearer_token_or_the_client_secret_is_scrubbed
     assert result.status == "Failed" and "HTTP 400 BadRequest: gateway saw token" in result.message, result.message
     assert token not in result.message and emu.client_secret not in result.message
     assert result.message.count("***") >= 2
+
+
+# -- a 200 that is no JSON object -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault,substance",
+    [
+        (faults.MalformedJson(), "HTTP 200 MalformedJSON: The chat answer: the body is not valid JSON ("),
+        (faults.Status(200, body=[1, 2]), "HTTP 200 MalformedJSON: The chat answer: expected a JSON object, got list"),
+        (
+            faults.ContentType("text/plain"),
+            "HTTP 200 UnexpectedContentType: The chat answer: expected JSON but got text/plain: '{",
+        ),
+    ],
+    ids=["malformed", "a-list", "text-plain"],
+)
+def test_a_200_that_is_no_json_object_is_failed_with_its_code(
+    pm: pluggy.PluginManager, emu: Emulator, fault: Any, substance: str
+) -> None:
+    emu.inject(fault, kind="chat")
+    result = chat(pm, emu)
+    assert result.status == "Failed" and result.message.startswith(FAILED + substance), result.message
