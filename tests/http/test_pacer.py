@@ -429,3 +429,45 @@ def test_the_requests_budget_counts_the_calls_still_in_flight() -> None:
     refusal = lane.enter(lane.ticket(), 10, 0.0)
     assert isinstance(refusal, pacer.Refusal) and refusal.reason.startswith("not sent: held ")
     assert (lane.stats.admitted, lane.stats.refused) == (3, 1)
+
+
+def test_a_budget_that_covers_every_call_waiting_lets_them_all_go_unspread() -> None:
+    """With the window known (two 429s named resets 2 s apart), calls are spread to the next reset
+    only when fewer are left than waiting: two waiting calls with two requests left both go."""
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+
+    def throttled(asked: float) -> None:
+        admission = lane.enter(lane.ticket(), 10, 120.0)
+        assert isinstance(admission, pacer.Admission)
+        throttle = pacer.Throttle("429", "Rate limit reached.", None, f"retry-after-ms: '{asked * 1000:.0f}'", asked, exact=True)
+        lane.leave(admission, 429, {}, throttle)
+
+    throttled(2.0)  # resets at 1002
+    clock.now = 1002.0
+    probe = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    lane.leave(probe, 200, {"x-ratelimit-remaining-requests": "5"})
+    clock.now = 1003.0
+    throttled(1.0)  # resets at 1004: a window of 2 s
+
+    gates: list[pacer.Admission | pacer.Refusal] = []
+    callers = [threading.Thread(target=lambda: gates.append(lane.enter(lane.ticket(), 10, 120.0))) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    wait_for(lambda: lane.stats.held == 3)
+    with lane._lock:  # every caller waits on the lane's condition
+        clock.now = 1004.0  # the pause ends: the first caller probes
+    wait_for(lambda: len(gates) == 1)
+    first = gates[0]
+    assert isinstance(first, pacer.Admission) and first.probe
+    lane.leave(first, 200, {"x-ratelimit-remaining-requests": "2"})
+    for caller in callers:
+        caller.join(timeout=3)
+    went_together = len(gates) == 3
+    with lane._lock:
+        clock.now = 1006.0  # the next reset: lets a spread caller go, should there be one
+    for caller in callers:
+        caller.join(timeout=10)
+    assert went_together
+    assert [isinstance(gate, pacer.Admission) and not gate.probe for gate in gates[1:]] == [True, True]
