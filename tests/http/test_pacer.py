@@ -101,7 +101,9 @@ def test_one_429_pauses_every_thread_and_platform_on_the_deployment(
     assert statuses(emu) == [429] + [200] * 8
     assert lane.stats.pauses == 1 and lane.stats.throttled == 1
     assert lane.stats.held >= 7 and lane.stats.refused == 0
-    assert len(pause_warnings(caplog)) == 1
+    assert pause_warnings(caplog) == [
+        f"Deployment 'gpt-4o' at {emu.url}: HTTP 429 (retry-after-ms: '2000', retry-after: '2'); every call to it waits 2.00 s"
+    ]
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 1 and retries[0].levelno == logging.INFO  # the thread's own line, below WARNING
 
@@ -191,7 +193,10 @@ def test_a_daily_quota_fails_every_call_at_once_saying_so(
     assert all("[not sent:" in r.message and "to wait 24 h" in r.message for r in later)
     assert all("daily quota" in r.message for r in [first, *later])
     assert statuses(emu) == [429]  # only the first call was sent; nobody waited a day
-    assert len(pause_warnings(caplog)) == 1 and "24 h" in pause_warnings(caplog)[0]
+    assert pause_warnings(caplog) == [
+        f"Deployment 'gpt-4o' at {emu.url}: HTTP 429 (retry-after: '86400'); Azure asks for 24 h: calls that cannot "
+        "wait so long fail now, one call asks again in 60 s"
+    ]
 
 
 @pytest.mark.parametrize(
