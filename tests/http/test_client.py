@@ -165,3 +165,22 @@ def test_a_final_429_whose_wait_passes_the_budget_names_what_was_left(may_wait: 
         "this run may still wait, so it was not sent again]"
     )
     assert (noted.status, noted.code, noted.request_id, noted.retry_after) == (429, "429", "req-1", 90.0)
+
+
+@pytest.mark.parametrize(
+    "hint,note",
+    [
+        (RetryHint(0.01, "retry-after-ms: '10'", exact=True), "Azure sent retry-after-ms: '10'"),
+        (
+            RetryHint(None, "retry-after: 'soon'"),
+            "Azure sent retry-after: 'soon', which names no usable wait: the plugin backed off instead",
+        ),
+        (RetryHint(None, ""), "Azure sent no retry header"),
+    ],
+    ids=["a-usable-wait", "no-usable-wait", "no-retry-header"],
+)
+def test_a_final_429_after_the_retries_says_what_azure_sent(hint: RetryHint, note: str) -> None:
+    detail = ErrorDetail(429, "429", "Rate limit reached.", "req-1")
+    noted = _with_quota_note(detail, hint, GiveUp("Max Retries (1) used up"), 120.0)
+    assert noted.message == f"Rate limit reached. [{note}]"
+    assert noted.retry_after == hint.seconds

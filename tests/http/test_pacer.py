@@ -200,6 +200,25 @@ def test_a_daily_quota_fails_every_call_at_once_saying_so(
 
 
 @pytest.mark.parametrize(
+    "fault,retries,warning",
+    [
+        (f.Throttled(6, {}), "3", "HTTP 429 (no retry header); every call to it waits 0."),  # the backoff, jittered
+        (f.throttled(60, shape="retry-after"), "0", "HTTP 429 (retry-after: '60'); every call to it waits 60 s"),
+    ],
+    ids=["no-retry-header", "a-minute"],
+)
+def test_the_pause_warning_names_what_azure_sent_and_the_wait(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture, fault: Any, retries: str, warning: str
+) -> None:
+    """A wait of up to a minute (MAX_PAUSE) holds every call; only a longer one fails calls at once."""
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    emu.inject(fault, kind="chat", times=1)
+    submit(pm, sp_platform(emu, Max_Retries=retries))
+    warnings = pause_warnings(caplog)
+    assert len(warnings) == 1 and warnings[0].startswith(f"Deployment 'gpt-4o' at {emu.url}: {warning}"), warnings
+
+
+@pytest.mark.parametrize(
     "headers,sent,attempts",
     [
         ({"retry-after": "-5"}, "retry-after: '-5'", 2),
