@@ -52,10 +52,12 @@ def test_remaining_counts_read_only_whole_numbers(headers: dict[str, str], left:
         (120, "2 min"),
         (3599, "60 min"),
         (3600, "1 h"),
+        (5400, "2 h"),  # an hour and a half rounds to the even hour
         (86400, "24 h"),
         (2 * 86400 - 1, "48 h"),
         (2 * 86400, "2 days"),
         (3 * 86400, "3 days"),
+        (3.5 * 86400, "4 days"),
         (999 * 86400, "999 days"),
         (1000 * 86400, "more than 1,000 days"),
     ],
