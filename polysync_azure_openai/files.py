@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -238,7 +238,7 @@ class FilesApi:
             params["after"] = last
 
     def find_named(
-        self, filename: str, purpose: str = "batch", *, size: int | None = None, not_before: float | None = None
+        self, filename: str, purpose: str, *, size: int | None = None, not_before: float | None = None
     ) -> FileInfo | None:
         """The newest file named ``filename`` (of ``size`` bytes, created since ``not_before``), if any."""
         return newest_named(self.listing(purpose), filename, size=size, not_before=not_before)
@@ -277,47 +277,66 @@ class FilesApi:
             raise ConfigurationError(
                 f"Cannot write {target}: the directory {target.parent} does not exist. Create it or choose another --out."
             )
-        response = self.client.send(
-            "GET", self.surface.path(f"files/{file_id}/content"), params=self.params, mode=RetryMode.READ, stream=True
-        )
-        request_id = response_request_id(response)
-        # With a content coding, Content-Length counts the encoded bytes, not the ones written.
-        length = response.headers.get("Content-Length")
-        expected = int(length) if length and length.isdigit() and not response.headers.get("Content-Encoding") else None
+        chunks = self.content(file_id)
         descriptor, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         written = 0
         try:
-            with response, os.fdopen(descriptor, "wb") as handle:
-                for chunk in response.iter_content(CHUNK_BYTES):
+            with os.fdopen(descriptor, "wb") as handle:
+                for chunk in chunks:
                     handle.write(chunk)
                     written += len(chunk)
-            if expected is not None and written != expected:
-                raise TransportError(
-                    ErrorDetail(
-                        response.status_code,
-                        "IncompleteDownload",
-                        f"Downloading file {file_id}: got {written:,} of the {expected:,} bytes announced",
-                        request_id,
-                    ),
-                    transient=True,
-                )
             os.replace(partial, target)
-        except requests.RequestException as exc:
-            _remove(partial)
-            raise TransportError(
-                ErrorDetail(
-                    response.status_code,
-                    "BrokenResponse",
-                    f"Downloading file {file_id}: the connection failed after {written:,} bytes ({type(exc).__name__})",
-                    request_id,
-                ),
-                transient=True,
-            ) from None
         except BaseException:
+            chunks.close()
             _remove(partial)
             raise
         log.info("Downloaded %s (%d bytes) to %s", file_id, written, target)
         return target, written
+
+    def content(self, file_id: str) -> Generator[bytes, None, None]:
+        """The file's bytes in chunks of up to 1 MiB, as they arrive: the request is sent now.
+
+        A connection lost midway, or fewer bytes than announced, raises a transient
+        TransportError from the iteration; closing the generator early closes the response.
+        """
+        check_file_id(file_id)
+        response = self.client.send(
+            "GET", self.surface.path(f"files/{file_id}/content"), params=self.params, mode=RetryMode.READ, stream=True
+        )
+        return _chunks(response, file_id)
+
+
+def _chunks(response: requests.Response, file_id: str) -> Generator[bytes, None, None]:
+    request_id = response_request_id(response)
+    # With a content coding, Content-Length counts the encoded bytes, not the ones written.
+    length = response.headers.get("Content-Length")
+    expected = int(length) if length and length.isdigit() and not response.headers.get("Content-Encoding") else None
+    received = 0
+    with response:
+        try:
+            for chunk in response.iter_content(CHUNK_BYTES):
+                received += len(chunk)
+                yield chunk
+        except requests.RequestException as exc:
+            raise TransportError(
+                ErrorDetail(
+                    response.status_code,
+                    "BrokenResponse",
+                    f"Downloading file {file_id}: the connection failed after {received:,} bytes ({type(exc).__name__})",
+                    request_id,
+                ),
+                transient=True,
+            ) from None
+    if expected is not None and received != expected:
+        raise TransportError(
+            ErrorDetail(
+                response.status_code,
+                "IncompleteDownload",
+                f"Downloading file {file_id}: got {received:,} of the {expected:,} bytes announced",
+                request_id,
+            ),
+            transient=True,
+        )
 
 
 def newest_named(

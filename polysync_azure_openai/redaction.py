@@ -63,6 +63,8 @@ class Redactor:
     """Replaces each secret, in each of its forms, with ``***``."""
 
     pattern: re.Pattern[str] | None
+    #: The length of the shortest form: a shorter text cannot hold one, and needs no search.
+    shortest: int = MIN_SECRET_LENGTH
 
     @classmethod
     def of(cls, secrets: Iterable[str | None]) -> Redactor:
@@ -119,4 +121,5 @@ def _redactor(secrets: tuple[str, ...]) -> Redactor:
     if not forms:
         return Redactor(None)
     # Longest first, so a form that contains another is masked whole.
-    return Redactor(re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))))
+    ordered = sorted(forms, key=len, reverse=True)
+    return Redactor(re.compile("|".join(re.escape(f) for f in ordered)), len(ordered[-1]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 import uuid
@@ -125,6 +126,8 @@ def test_wrong_secret_is_a_failed_run_with_the_entra_error(pm: pluggy.PluginMana
     result = chat(pm, sp_platform(emu, Client_Secret="definitely-wrong"))
     assert result.status == "Failed"
     assert "invalid_client" in result.message or "AADSTS7000215" in result.message
+    # Entra's Trace ID is the request id a support case asks for.
+    assert re.search(r"\(request id [0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\)", result.message), result.message
     assert not [r for r in emu.requests if r.kind == "chat"]
 
 
@@ -187,7 +190,9 @@ def thumbprint_of(leaf: trustme.LeafCert) -> str:
     return cert.fingerprint(hashes.SHA1()).hex()
 
 
-@pytest.mark.parametrize("form", ["pem-text", "pem-base64", "pkcs12-base64", "pem-path", "pkcs12-path"])
+@pytest.mark.parametrize(
+    "form", ["pem-text", "pem-base64", "pkcs12-base64", "pem-path", "pem-path-blank-first-line", "pkcs12-path"]
+)
 def test_certificate_forms(pm: pluggy.PluginManager, emu: Emulator, certificate, form: str, tmp_path: Path) -> None:
     client_id, leaf = certificate
     extra: dict[str, str] = {}
@@ -198,8 +203,9 @@ def test_certificate_forms(pm: pluggy.PluginManager, emu: Emulator, certificate,
     elif form == "pkcs12-base64":
         value = base64.b64encode(pkcs12_of(leaf, b"p12-pass")).decode()
         extra["Certificate Password"] = "p12-pass"
-    elif form == "pem-path":
-        (tmp_path / "app.pem").write_bytes(pem_of(leaf))
+    elif form.startswith("pem-path"):
+        # A PEM file may start with a blank line (files concatenated by hand): still PEM.
+        (tmp_path / "app.pem").write_bytes((b"\n" if form.endswith("blank-first-line") else b"") + pem_of(leaf))
         value = str(tmp_path / "app.pem")
     else:
         (tmp_path / "app.p12").write_bytes(pkcs12_of(leaf, b"p12-pass"))
@@ -234,9 +240,29 @@ def test_wrong_pkcs12_password_is_a_clear_error(pm: pluggy.PluginManager, emu: E
 def test_certificate_with_an_ec_key_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
     client_id, _ = certificate
     ec_leaf = trustme.CA(key_type=trustme.KeyType.ECDSA).issue_cert("ec-app")
-    with pytest.raises(ConfigurationError, match="need an RSA key"):
+    with pytest.raises(ConfigurationError, match=r"has a key of type (EC|EllipticCurve)PrivateKey, but .* need an RSA key"):
         chat(pm, cert_platform(emu, client_id, pem_of(ec_leaf).decode()))
     assert emu.requests == []
+
+
+# cryptography's reason for refusing a certificate is quoted in the error: never its bytes, never at length.
+@pytest.mark.parametrize(
+    ("reason", "quoted"),
+    [
+        (
+            "Could not deserialize key data: reason_text=b'error:0x1E08010C:DECODER routines'",
+            "Could not deserialize key data: reason_text=<bytes>",
+        ),
+        ("two b'\\x30\\x82' and b'' values", "two <bytes> and <bytes> values"),
+        ("B'upper case is no bytes literal'", "B'upper case is no bytes literal'"),
+        ("x" * 300, "x" * 200),
+    ],
+    ids=["openssl-bytes", "two-bytes-literals", "not-bytes", "long"],
+)
+def test_a_certificate_loading_reason_is_quoted_without_bytes_and_at_most_200_characters(reason: str, quoted: str) -> None:
+    from polysync_azure_openai.auth import _scrub
+
+    assert _scrub(reason) == quoted
 
 
 def test_certificate_path_that_does_not_exist(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
@@ -341,6 +367,15 @@ class _MintingHostCredential:
         return fresh.get_token(*scopes)
 
 
+class _ValueEqualHostCredential(_MintingHostCredential):
+    """A host credential that compares by value (as a dataclass does), so Python makes it unhashable."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _MintingHostCredential) and other._emu is self._emu
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def minting_platform(emu: Emulator, credential: _MintingHostCredential) -> Platform:
     attributes = {k: v for k, v in emulator_attributes(emu).items() if k not in ("Tenant Id", "Client Id", "Client Secret")}
     return Platform(name="host-identity", auth_method="Polysync Service Principal", attributes=attributes, credential=credential)
@@ -353,8 +388,11 @@ def test_the_minting_host_credential_really_mints_a_new_token_each_call(emu: Emu
     assert emu.token_requests() == 2
 
 
-def test_the_plugin_caches_the_host_credentials_token_per_scope(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    credential = _MintingHostCredential(emu)
+@pytest.mark.parametrize("kind", [_MintingHostCredential, _ValueEqualHostCredential], ids=["hashable", "unhashable"])
+def test_the_plugin_caches_the_host_credentials_token_per_scope(
+    pm: pluggy.PluginManager, emu: Emulator, kind: type[_MintingHostCredential]
+) -> None:
+    credential = kind(emu)
     for i in range(5):
         platform = minting_platform(emu, credential)  # a new platform object per run, as the host passes them
         assert chat(pm, platform, f"call {i}").status == "Success"

@@ -6,6 +6,7 @@ import itertools
 import logging
 import threading
 
+import attrs
 import pluggy
 import pytest
 
@@ -88,6 +89,22 @@ def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManage
     ]
 
 
+@pytest.mark.parametrize(
+    ("model", "version", "described"),
+    [
+        ("gpt-4o", "", "(model gpt-4o, Standard SKU)."),  # no version listed: none invented
+        ("", "", "(model unknown, Standard SKU)."),  # no model name listed: said so
+    ],
+    ids=["no-version", "no-model-name"],
+)
+def test_a_job_description_names_only_what_arm_listed(
+    pm: pluggy.PluginManager, emu: Emulator, model: str, version: str, described: str
+) -> None:
+    emu.set_deployments([Deployment(name="plain", model=model, model_version=version)])
+    chat = next(j for j in imported(pm, sp_platform(emu)) if j.job_type == CHAT)
+    assert chat.description.endswith(f"on deployment 'plain' {described}"), chat.description
+
+
 def test_a_missing_model_format_is_openai() -> None:
     from polysync_azure_openai.discovery import Deployment as Listed
 
@@ -164,6 +181,10 @@ def test_api_key_platform_cannot_import(pm: pluggy.PluginManager, emu: Emulator)
     message = str(info.value)
     assert "'API Key'" in message and "Service Principal" in message and "Import Jobs" in message
     assert emu.requests == []
+    # Another platform with the same attributes is another platform: its own name, not the first's.
+    renamed = attrs.evolve(api_key_platform(emu), name="key-twin")
+    with pytest.raises(ConfigurationError, match=r"^Platform 'key-twin': Import Jobs needs"):
+        imported(pm, renamed)
 
 
 def test_discovery_needs_subscription_and_resource_group(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -189,6 +210,7 @@ def test_next_link_to_another_host_is_never_followed(pm: pluggy.PluginManager, e
     with pytest.raises(TransportError) as info:
         imported(pm, sp_platform(emu))
     assert "evil.example" in str(info.value) and "not followed" in str(info.value)
+    assert "UnsafeNextLink" in str(info.value)  # the code an operator can search for
     assert not any("evil" in r.headers.get("host", "") for r in emu.requests)
     assert sum(1 for r in emu.requests if r.kind == "arm.deployments") == 1
 
@@ -232,6 +254,53 @@ def test_a_next_link_under_a_gateway_prefix_is_matched_by_path_segment(emu: Emul
     else:
         with pytest.raises(TransportError, match="not followed"):
             _next_url(config, link, "/listing")
+
+
+# A nextLink's query is ARM's to write: a "?" inside it is legal (RFC 3986 allows it in a query).
+@pytest.mark.parametrize(
+    ("link", "followed"),
+    [
+        # The configured endpoint: followed exactly as written, a second "?" included.
+        ("{emu}{listing}?$skipToken=a?b", "{emu}{listing}?$skipToken=a?b"),
+        # The public ARM host through a proxy: rebased, the query kept whole, none invented.
+        (
+            "https://management.azure.com{listing}?api-version=2023-05-01&$skipToken=a?b",
+            "{emu}{listing}?api-version=2023-05-01&$skipToken=a?b",
+        ),
+        ("https://management.azure.com{listing}", "{emu}{listing}"),
+    ],
+    ids=["own-host-query-with-question-mark", "public-host-query-with-question-mark", "public-host-no-query"],
+)
+def test_a_followed_next_link_keeps_its_query_whole(emu: Emulator, link: str, followed: str) -> None:
+    from polysync_azure_openai.discovery import _next_url
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(sp_platform(emu))
+    listing = config.resource_path() + "/deployments"
+    assert _next_url(config, link.format(emu=emu.url, listing=listing), listing) == followed.format(emu=emu.url, listing=listing)
+
+
+@pytest.mark.parametrize(
+    ("link", "named"),
+    [
+        # A fragment after the query: the configured host, but not a link ARM writes.
+        ("{emu}{listing}?$skipToken=1#top", "{host}"),
+        # No host at all (a relative link): named as such, not as an empty host.
+        ("{listing}?$skipToken=1", "an unparseable address"),
+    ],
+    ids=["fragment-in-query", "relative"],
+)
+def test_an_unsafe_next_link_is_refused_with_its_code_and_host(emu: Emulator, link: str, named: str) -> None:
+    from polysync_azure_openai.discovery import _next_url
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(sp_platform(emu))
+    listing = config.resource_path() + "/deployments"
+    with pytest.raises(TransportError) as info:
+        _next_url(config, link.format(emu=emu.url, listing=listing), listing)
+    assert info.value.detail.code == "UnsafeNextLink"
+    where = named.format(host=emu.host)
+    assert f"nextLink points at {where}, which is not the configured Resource Manager endpoint" in str(info.value)
 
 
 def test_a_next_link_that_spells_out_port_443_is_the_same_host(emu: Emulator) -> None:

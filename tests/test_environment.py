@@ -9,9 +9,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pluggy
 import pytest
 
+from polysync_azure_openai.cli.host import Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import BATCH, CHAT
@@ -38,6 +40,38 @@ def chat(pm: pluggy.PluginManager, emu: Emulator):
 def test_private_ca_from_requests_ca_bundle(pm: pluggy.PluginManager, emu: Emulator) -> None:
     """The whole suite trusts the emulator only through REQUESTS_CA_BUNDLE; this makes it explicit."""
     assert chat(pm, emu).status == "Success"
+
+
+class _HostPlatform:
+    """A platform object with only what the host contract names: no ``ca_bundle`` (the CLI's own extra)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.name = platform.name
+        self.auth_method = platform.auth_method
+        self.attributes = platform.attributes
+        self.platform_type = platform.platform_type
+        self.credential = platform.credential
+        self.enabled_job_types = platform.enabled_job_types
+
+
+def test_a_host_platform_without_a_ca_bundle_attribute_uses_the_environment_s_cas(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    platform = _HostPlatform(api_key_platform(emu))
+    assert not hasattr(platform, "ca_bundle")
+    result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert result.status == "Success", result.message
+
+
+def test_a_platform_ca_bundle_naming_a_missing_file_is_a_clear_error(
+    pm: pluggy.PluginManager, emu: Emulator, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "moved" / "ca.pem")
+    platform = attrs.evolve(api_key_platform(emu), ca_bundle=missing)
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert f"the platform's ca_bundle names {missing!r}, which does not exist" in str(info.value)
+    assert emu.requests == []
 
 
 def test_untrusted_ca_fails_with_the_fix(

@@ -8,14 +8,18 @@ import json
 import logging
 import stat
 import threading
+import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 import trustme
 
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.faults import Status, TruncatedBody
+from polysync_azure_openai.emulator.server import Exchange
 from polysync_azure_openai.errors import AzureServiceError, ConfigurationError, TransportError
 from polysync_azure_openai.files import FileInfo, FilesApi
 from polysync_azure_openai.platform import PlatformConfig
@@ -245,3 +249,61 @@ def test_a_lost_upload_answer_is_looked_up_by_name_not_sent_again(tmp_path: Path
     assert len(uploads) == 1  # stored once; the lost answer was found by the file's name
     assert emu.file(info.id)["filename"] == "requests.jsonl"
     assert [f.id for f in api(emu).listing() if f.filename == "requests.jsonl"] == [info.id]
+
+
+class ListLags:
+    """The files list does not show the newest file yet: Azure's list lags behind an upload."""
+
+    name = "list_lags"
+
+    def apply(self, exchange: Exchange) -> None:
+        response = exchange.respond()
+        payload = json.loads(response.body)
+        payload["data"] = payload["data"][1:]
+        exchange.send(attrs.evolve(response, body=json.dumps(payload).encode()))
+
+
+HOUR = 3600
+
+
+@pytest.fixture
+def earlier(ca: trustme.CA) -> Iterator[Emulator]:
+    """An emulator whose clock starts an hour ago: what a test creates first is that old."""
+    with Emulator(ca=ca, clock_start=time.time() - HOUR) as emulator:
+        yield emulator
+
+
+@pytest.mark.parametrize("decoy", ["of another size", "of another purpose", "of another name", "made an hour before"])
+def test_a_lost_upload_is_not_taken_for_another_file_while_the_list_lags(tmp_path: Path, earlier: Emulator, decoy: str) -> None:
+    # The look-up after the lost answer first gets a list that does not show the upload yet, but
+    # shows a file that is not it: only a file of the same name, size and purpose, created since
+    # shortly before the upload was sent, is the upload. The next look-up finds the real one.
+    emu = earlier
+    source = tmp_path / "requests.jsonl"
+    source.write_text(LINE + "\n")
+    if decoy == "made an hour before":
+        decoy_id = emu.add_file(LINE + "\n", filename="requests.jsonl")
+    emu.advance(HOUR)
+    if decoy == "of another size":
+        decoy_id = emu.add_file(LINE + "\n" + LINE + "\n", filename="requests.jsonl")
+    elif decoy == "of another purpose":
+        decoy_id = emu.add_file(LINE + "\n", filename="requests.jsonl", purpose="fine-tune")
+    elif decoy == "of another name":
+        decoy_id = emu.add_file(LINE + "\n", filename="other.jsonl")
+    emu.lose_next_upload()
+    emu.inject(ListLags(), kind="files.list")
+    info = api(emu).upload(source)
+    assert info.id != decoy_id and info.filename == "requests.jsonl"
+    assert emu.file_content(info.id) == source.read_bytes()
+    kinds = [r.kind for r in emu.requests]
+    assert kinds.count("files.upload") == 1 and kinds.count("files.list") == 2
+
+
+def test_a_file_is_read_with_the_platform_s_api_version(tmp_path: Path, emu: Emulator) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(LINE + "\n")
+    files = FilesApi(PlatformConfig.from_host(sp_platform(emu, OpenAI_API_Version="2024-10-21")))
+    uploaded = files.upload(source)
+    assert files.get(uploaded.id).id == uploaded.id
+    [read] = [r for r in emu.requests if r.kind == "files.get"]
+    assert read.path == f"/openai/files/{uploaded.id}" and read.query.get("api-version") == "2024-10-21"

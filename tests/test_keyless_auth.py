@@ -249,6 +249,8 @@ def test_max_retries_bounds_the_workload_identity_token_requests(
     emu.inject(Status(503), kind="entra.token")
     result = chat(pm, wi_platform(emu, emu.write_federated_token(), Max_Retries=retries))
     assert result.status == status, result.message
+    if status == "Failed":  # Entra's status is kept: an outage, not a refusal of the identity
+        assert "HTTP 503 ServiceUnavailable" in (result.message or ""), result.message
     assert len([r for r in emu.requests if r.kind == "entra.token"]) == attempts
 
 

@@ -76,7 +76,14 @@ ROWS = [
     Row("resource-group-dot-end", "platform", "Resource Group Name", "rg.", KEEP, ("'Resource Group Name'",), hook="import_jobs"),
     Row("api-version", "platform", "OpenAI API Version", "latest", "2024-10-21", ("'OpenAI API Version'", "2024-10-21")),
     Row("cloud", "platform", "Azure Cloud", "AzurePublic", "AzureCloud", ("'Azure Cloud'", "AzureUSGovernment")),
-    Row("endpoint-http", "platform", "OpenAI Endpoint", "http://127.0.0.1:1", KEEP, ("'OpenAI Endpoint'", "https://")),
+    Row(
+        "endpoint-http",
+        "platform",
+        "OpenAI Endpoint",
+        "http://127.0.0.1:1",
+        KEEP,
+        ("'OpenAI Endpoint' is 'http://127.0.0.1:1': it must start with https://",),
+    ),
     Row(
         "endpoint-encoded-dot-dot",
         "platform",
@@ -114,10 +121,20 @@ ROWS = [
         hook="import_jobs",
     ),
     Row("authority-path", "platform", "Authority Host", "https://login.example/tenant", KEEP, ("'Authority Host'", "path")),
-    Row("timeout-zero", "platform", "Request Timeout Seconds", "0", "30", ("'Request Timeout Seconds'", "'0'")),
+    Row(
+        "authority-query",
+        "platform",
+        "Authority Host",
+        "login.example?tenant=x",
+        KEEP,
+        ("'Authority Host' is 'login.example?tenant=x': it must not have a query string",),
+    ),
+    Row(
+        "timeout-zero", "platform", "Request Timeout Seconds", "0", "30", ("'Request Timeout Seconds' is '0'", "from 0.1 to 3600")
+    ),
     Row("timeout-text", "platform", "Request Timeout Seconds", "ten", "30", ("'Request Timeout Seconds'",)),
     Row("timeout-inf", "platform", "Request Timeout Seconds", "inf", "30", ("'Request Timeout Seconds'",)),
-    Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries'", "whole number")),
+    Row("retries-negative", "platform", "Max Retries", "-1", "2", ("'Max Retries' is '-1'", "whole number")),
     Row("retries-huge", "platform", "Max Retries", "99", "2", ("'Max Retries'", "from 0 to 10")),
     Row("retries-eleven", "platform", "Max Retries", "11", "10", ("'Max Retries'", "from 0 to 10")),
     Row("retries-5000-digits", "platform", "Max Retries", "1" * 5000, "1", ("'Max Retries'", "whole number")),
@@ -207,7 +224,7 @@ ROWS = [
         "Token File Path",
         None,
         KEEP,
-        ("'Token File Path'", "is not set", "AZURE_FEDERATED_TOKEN_FILE"),
+        ("attribute 'Token File Path' is not set and neither is the environment variable AZURE_FEDERATED_TOKEN_FILE",),
         method="Workload Identity",
     ),
     Row(
@@ -229,6 +246,15 @@ ROWS = [
         method="Workload Identity",
     ),
     Row("auth-method-missing", "auth", "auth_method", "", "Service Principal", ("authentication method not set",)),
+    Row(
+        "api-key-missing",
+        "platform",
+        "API Key",
+        None,
+        KEEP,
+        ("'API Key' is not set", "settings (Keys and Endpoint page of the resource in the Azure portal)."),
+        method="API Key",
+    ),
     # -- job attributes -------------------------------------------------------------------------
     Row("max-tokens-decimal", "job", "OpenAI Max Tokens", "1.0", "16", ("'OpenAI Max Tokens'", "'1.0'", "whole number")),
     Row("max-tokens-negative", "job", "OpenAI Max Tokens", "-1", "16", ("'OpenAI Max Tokens'",)),
@@ -666,6 +692,10 @@ def base_attributes(emu: Emulator, method: str) -> dict[str, str]:
     if method == "Managed Identity":
         for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
             del attributes[name]
+    elif method == "API Key":
+        for name in ("Tenant Id", "Client Id", "Client Secret", "Authority Host"):
+            del attributes[name]
+        attributes["API Key"] = emu.api_key
     elif method == "Workload Identity":
         del attributes["Client Secret"]
         attributes |= {"Client Id": emu.workload_client_id, "Token File Path": str(emu.write_federated_token())}
@@ -732,3 +762,24 @@ def test_bad_input_is_refused_before_any_request(
 
     call(pm, emu, row, row.good)  # the valid twin: not refused, and it reaches the emulator
     assert emu.requests, "the valid twin sent nothing: the row proves nothing"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0.1", 0.1), ("3600", 3600.0)], ids=["minimum", "maximum"])
+def test_the_request_timeout_s_bounds_are_accepted(emu: Emulator, value: str, seconds: float) -> None:
+    from polysync_azure_openai.platform import PlatformConfig
+
+    config = PlatformConfig.from_host(
+        Platform(
+            name="bounds", auth_method="Service Principal", attributes=emulator_attributes(emu, Request_Timeout_Seconds=value)
+        )
+    )
+    assert config.request_timeout == seconds
+
+
+def test_a_platform_without_a_name_is_called_unnamed_in_its_refusal(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    attributes = emulator_attributes(emu, OpenAI_Resource_Name=None)
+    platform = Platform(name="", auth_method="Service Principal", attributes=attributes)
+    job = Job(job_type=CHAT, external_id="gpt-4o", name="a job", attributes={})
+    with pytest.raises(ConfigurationError, match=r"^Platform '\(unnamed\)': attribute 'OpenAI Resource Name' is not set"):
+        pm.hook.submit(platform=platform, job=job, parameters={"user_prompt": "hi"}, run_key="k")
+    assert emu.requests == []

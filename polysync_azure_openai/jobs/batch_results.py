@@ -1,11 +1,12 @@
-"""Per-row results of a batch run: output and error files joined by ``custom_id`` in input order (§G).
+"""Per-row results of a batch run (§G): what a row is, and the rows of any run written in input order.
 
-Azure writes result lines in any order. Each shard's output and error files are streamed to a
-scratch directory and indexed (custom_id to byte offset; an array by row number when every
-custom_id is the default ``row-{index}``); then rows come out in input order, each result line
-read and parsed once. The input order comes from the RunId for default custom_ids, else from
-the shard's input file, streamed the same way. Only the index and the results the caller keeps
-are in memory.
+A result row is made from one line of an output or error file (``RowBuilder``). The
+``results`` output joins them in memory (``batch_join``). ``write_jsonl`` writes rows of any
+number with bounded memory: Azure writes result lines in any order, so each shard's output
+and error files are streamed to a scratch directory and indexed (custom_id to byte offset; an
+array by row number when every custom_id is the default ``row-{index}``); then rows come out
+in input order, each result line read and parsed once. The input order comes from the RunId
+for default custom_ids, else from the shard's input file, streamed the same way.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import array
 import json
 import re
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -22,7 +25,7 @@ import attrs
 
 from ..errors import AzureServiceError
 from ..files import FilesApi
-from ..redaction import Redactor, Scrubbed
+from ..redaction import MASK, Redactor
 from . import chat_options
 
 SUCCEEDED: Final = "succeeded"
@@ -42,8 +45,10 @@ RESULT_OUTPUTS: Final = (
 )
 #: What a row's JSON may add to its result line: its keys and a missing row's whole text.
 ROW_KEYS_BYTES: Final = 256
-_CUSTOM_ID: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_DEFAULT_ID: Final = re.compile(r"row-(0|[1-9][0-9]{0,6})", re.ASCII)
+CUSTOM_ID: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+JSON_SPACE: Final = " \t\n\r"
+_SCAN: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+DEFAULT_ID: Final = re.compile(r"row-(0|[1-9][0-9]{0,6})", re.ASCII)
 
 
 class JoinUnavailable(Exception):
@@ -89,10 +94,11 @@ class Tally:
 
     def add(self, row: dict[str, Any]) -> None:
         self.counts[row["status"]] += 1
-        usage = row.get("usage")
+        usage = row["usage"]
         if usage:
-            for key in TOKEN_KEYS:
-                self.tokens[key] += usage.get(key) or 0
+            tokens = self.tokens
+            for key, value in usage.items():  # RowBuilder keeps only token counts in it
+                tokens[key] += value
 
     def outputs(self) -> dict[str, Any]:
         return {**{COUNT_OUTPUTS[k]: v for k, v in self.counts.items()}, **self.tokens}
@@ -101,39 +107,6 @@ class Tally:
 def empty_outputs() -> dict[str, Any]:
     """The §G outputs before the run has ended."""
     return dict.fromkeys(RESULT_OUTPUTS)
-
-
-def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int, redact: Redactor) -> tuple[dict[str, Any], bool]:
-    """The §G outputs of an ended run, and whether ``results`` was too big to keep.
-
-    ``results`` is null when its JSON would pass ``max_results_bytes``; the counts and sums are
-    always complete. Its size is bounded from the result lines' own sizes (a row's JSON is
-    never longer than its line, plus its parsed JSON answer, plus the keys), and measured
-    exactly only once that bound passes the limit: most runs never serialise a row here.
-    """
-    tally = Tally()
-    results: Scrubbed | None = Scrubbed()
-    bound, exact = 2, None  # the brackets
-    for row, line_bytes in iter_rows(plan, files, redact):
-        tally.add(row)
-        if results is None:
-            continue
-        results.append(row)
-        if exact is None:
-            bound += line_bytes * (2 if row.get("response_json") is not None else 1) + ROW_KEYS_BYTES
-            if bound > max_results_bytes:
-                exact = len(json.dumps(results, ensure_ascii=False).encode("utf-8"))
-        else:
-            exact += len(json.dumps(row, ensure_ascii=False).encode("utf-8")) + 2
-        if exact is not None and exact > max_results_bytes:
-            results = None  # dropped at once: memory stays bounded past the limit
-    outputs = {
-        "results": results,
-        **tally.outputs(),
-        "output_file_ids": plan.output_file_ids,
-        "error_file_ids": plan.error_file_ids,
-    }
-    return outputs, results is None
 
 
 def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes], redact: Redactor) -> Tally:
@@ -182,7 +155,7 @@ def _shard_rows(
             source = sources[(code >> 40) - 1]
             source.seek(code & ((1 << 40) - 1))
             raw = source.readline()
-            return builder.row(custom_id, json.loads(raw), wants_json), len(raw)
+            return builder.row(custom_id, parse_line(raw), wants_json), len(raw)
 
         if by_number is not None and plan.json_formats != "m":
             wants_json = plan.json_formats == "j"
@@ -195,11 +168,11 @@ def _shard_rows(
             for raw in inputs:
                 if not raw.strip():
                     continue
-                custom_id = _custom_id(raw)
+                custom_id = custom_id_of(raw)
                 if custom_id is None:
                     continue
                 wants_json = plan.json_formats == "j" or (
-                    plan.json_formats == "m" and b'"response_format"' in raw and _asks_json(raw)
+                    plan.json_formats == "m" and b'"response_format"' in raw and asks_json(raw)
                 )
                 code = by_id.get(custom_id, 0) if by_number is None else _code_by_number(by_number, shard, custom_id)
                 yield result(custom_id, code, wants_json)
@@ -212,13 +185,13 @@ def _index(handle: IO[bytes], source: int, shard: ShardFiles, by_number: array.a
     """Where each custom_id's line is: (source << 40) | offset; the output file wins over the error file."""
     offset = 0
     for raw in handle:
-        custom_id = _custom_id(raw)
+        custom_id = custom_id_of(raw)
         code = (source << 40) | offset
         offset += len(raw)
         if custom_id is None:
             continue
         if by_number is not None:
-            match = _DEFAULT_ID.fullmatch(custom_id)
+            match = DEFAULT_ID.fullmatch(custom_id)
             position = int(match[1]) - shard.first_row if match else -1
             if 0 <= position < shard.count and by_number[position] == 0:
                 by_number[position] = code
@@ -227,13 +200,13 @@ def _index(handle: IO[bytes], source: int, shard: ShardFiles, by_number: array.a
 
 
 def _code_by_number(by_number: array.array[int], shard: ShardFiles, custom_id: str) -> int:
-    match = _DEFAULT_ID.fullmatch(custom_id)
+    match = DEFAULT_ID.fullmatch(custom_id)
     position = int(match[1]) - shard.first_row if match else -1
     return by_number[position] if 0 <= position < shard.count else 0
 
 
-def _custom_id(raw: bytes) -> str | None:
-    match = _CUSTOM_ID.search(raw)
+def custom_id_of(raw: bytes) -> str | None:
+    match = CUSTOM_ID.search(raw)
     if match is None:
         return None
     text = match[1]
@@ -243,7 +216,24 @@ def _custom_id(raw: bytes) -> str | None:
         return None
 
 
-def _asks_json(raw: bytes) -> bool:
+def parse_line(raw: bytes) -> Any:
+    """``json.loads(raw)``, with the work it does per call that a JSON Lines file does not need skipped.
+
+    For a line that is an object alone on its line in strict UTF-8 (Azure writes nothing else)
+    the decoder's scanner is called directly; anything else gets ``json.loads`` itself: the same
+    value, or the same error.
+    """
+    try:
+        text = raw.decode()
+        value, end = _SCAN(text, 0)
+    except (ValueError, StopIteration):
+        return json.loads(raw)
+    if end != len(text) and text[end:].strip(JSON_SPACE):
+        return json.loads(raw)
+    return value
+
+
+def asks_json(raw: bytes) -> bool:
     try:
         line = json.loads(raw)
     except ValueError:
@@ -262,7 +252,11 @@ class RowBuilder:
     def __init__(self, chat: bool, redact: Redactor) -> None:
         self.chat = chat
         self.redact = redact
-        self._usages: dict[tuple[int, ...], dict[str, int]] = {}
+        # The redactor's own substitution, without its two Python frames per string, and none at
+        # all for a text too short to hold a secret (a custom_id, a finish_reason).
+        self._sub: Callable[[str], str] = partial(redact.pattern.sub, MASK) if redact.pattern is not None else _same
+        self._shortest = redact.shortest if redact.pattern is not None else sys.maxsize
+        self._usages: dict[tuple[int | None, ...], dict[str, int]] = {}
 
     def missing(self, custom_id: str) -> dict[str, Any]:
         return self.shape(custom_id, MISSING)
@@ -280,22 +274,38 @@ class RowBuilder:
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A result row: chat rows carry ``response_json``, embedding rows ``embedding``."""
-        redact = self.redact
-        row: dict[str, Any] = {"custom_id": redact(custom_id), "status": status, "response": redact.optional(response)}
+        sub, shortest = self._sub, self._shortest
+        row: dict[str, Any] = {
+            "custom_id": custom_id if len(custom_id) < shortest else sub(custom_id),
+            "status": status,
+            "response": response if response is None or len(response) < shortest else sub(response),
+        }
         if self.chat:
-            row["response_json"] = redact.value(response_json) if response_json is not None else None
+            row["response_json"] = self.redact.value(response_json) if response_json is not None else None
         else:
             row["embedding"] = embedding
-        row["finish_reason"] = redact.optional(finish_reason)
-        row["usage"] = self._shared(usage)
-        row["error"] = redact.value(error) if error is not None else None
+        row["finish_reason"] = finish_reason if finish_reason is None or len(finish_reason) < shortest else sub(finish_reason)
+        row["usage"] = usage
+        row["error"] = self.redact.value(error) if error is not None else None
         return row
 
-    def _shared(self, usage: dict[str, int] | None) -> dict[str, int] | None:
-        if usage is None:
+    def _usage(self, body: dict[str, Any]) -> dict[str, int] | None:
+        """The body's token counts (whole numbers only), as the one shared object of those counts."""
+        usage = body.get("usage")
+        if not isinstance(usage, dict):
             return None
-        key = tuple(usage.get(name, -1) for name in TOKEN_KEYS)
-        return self._usages.setdefault(key, usage)
+        # JSON gives int or bool; a bool is no count.
+        get = usage.get
+        prompt, completion, total = get("prompt_tokens"), get("completion_tokens"), get("total_tokens")
+        key = (
+            prompt if type(prompt) is int else None,
+            completion if type(completion) is int and self.chat else None,
+            total if type(total) is int else None,
+        )
+        shared = self._usages.get(key)
+        if shared is None:
+            shared = self._usages[key] = {name: value for name, value in zip(TOKEN_KEYS, key, strict=True) if value is not None}
+        return shared
 
     def row(self, custom_id: str, line: Any, wants_json: bool) -> dict[str, Any]:
         """One result row from a line of an output or error file (wire-samples §7)."""
@@ -308,7 +318,7 @@ class RowBuilder:
         if response.get("status_code") != 200:
             error = _error(body.get("error"))
             return self.shape(custom_id, CONTENT_FILTERED if error["code"] == "content_filter" else FAILED, error=error)
-        usage = _usage(body, chat)
+        usage = self._usage(body)
         if not chat:
             data = body.get("data")
             items = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
@@ -320,10 +330,13 @@ class RowBuilder:
             return self.shape(custom_id, SUCCEEDED, embedding=vector, usage=usage)
         choices = body.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-        raw_message = choice.get("message")
-        message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
-        content = message.get("content") if isinstance(message.get("content"), str) else None
-        finish_reason = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            content = None
+        finish_reason = choice.get("finish_reason")
+        if not isinstance(finish_reason, str):
+            finish_reason = None
         if finish_reason == "content_filter":
             return self.shape(custom_id, CONTENT_FILTERED, response=content, finish_reason=finish_reason, usage=usage)
         parsed: Any = None
@@ -342,9 +355,5 @@ def _error(value: Any) -> dict[str, Any]:
     return {"code": code if isinstance(code, str) else None, "message": message if isinstance(message, str) else None}
 
 
-def _usage(body: dict[str, Any], chat: bool) -> dict[str, int] | None:
-    usage = body.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    keys = TOKEN_KEYS if chat else ("prompt_tokens", "total_tokens")
-    return {key: value for key in keys if isinstance(value := usage.get(key), int) and not isinstance(value, bool)}
+def _same(text: str) -> str:
+    return text

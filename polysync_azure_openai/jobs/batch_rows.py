@@ -23,8 +23,9 @@ from . import run_ids
 from .base import JobInput
 from .batch_api import BatchApi
 from .batch_items import LineBuilder
+from .batch_join import joined_outputs
 from .batch_requests import RequestsPlan, write_shards
-from .batch_results import JoinPlan, JoinUnavailable, ShardFiles, Tally, empty_outputs, joined_outputs, write_jsonl
+from .batch_results import JoinPlan, JoinUnavailable, ShardFiles, Tally, empty_outputs, write_jsonl
 from .batch_shards import GIVE_UP, RunView, ShardedRun, ShardState, describe_refusal_failure, input_name, quota_decision
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ import trustme
 
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator.faults import Status
 from polysync_azure_openai.jobs import BATCH
 
 from ..conftest import job, sp_platform
@@ -366,12 +367,29 @@ def test_a_400_on_create_is_a_failed_run_with_azures_error(pm: pluggy.PluginMana
     assert result.run_id == "gpt-4o-batch#batch#Failed"
     assert "HTTP 400" in result.message and "invalidPayload" in result.message
     assert "The completion window '48h' is not supported" in result.message
-    assert result.ended_at is not None
+    assert result.started_at is not None and result.ended_at is not None
+    assert result.outputs == dict.fromkeys(OUTPUT_KEYS)  # every output, null: Azure has nothing to report
     # A 400 means nothing was created: neither sent again nor looked up afterwards.
     kinds = [r.kind for r in emu.requests]
     assert kinds.count("batches.create") == 1 and kinds[-1] == "batches.create"
     assert emu.batches == []
-    assert status(pm, platform, result.run_id).status == "Failed"
+    later = status(pm, platform, result.run_id)
+    assert later.status == "Failed" and later.outputs == dict.fromkeys(OUTPUT_KEYS)
+    assert later.ended_at is None  # a later read does not know when the run ended: it does not claim "now"
+
+
+def test_a_deployment_azure_does_not_know_is_named_in_the_failed_submit(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    body = {
+        "error": {
+            "code": "DeploymentNotFound",
+            "message": "The API deployment for this resource does not exist. If you created the deployment "
+            "within the last 5 minutes, please wait a moment and try again.",
+        }
+    }
+    emu.inject(Status(404, body=body), kind="batches.create")
+    result = submit(pm, sp_platform(emu), emu.add_file(jsonl(2)))
+    assert result.status == "Failed" and "HTTP 404" in result.message and "DeploymentNotFound" in result.message
+    assert "deployment 'gpt-4o-batch' does not exist on this resource" in result.message
 
 
 # -- the run_key look-up looks back 48 hours ------------------------------------------------------
@@ -458,8 +476,6 @@ def test_submit_waits_for_a_pending_input_file_before_creating(pm: pluggy.Plugin
 @pytest.mark.parametrize("status", [429, 503])
 def test_an_entra_outage_while_a_batch_runs_keeps_polling(pm: pluggy.PluginManager, emu: Emulator, status: int) -> None:
     """A transient token failure says nothing about the batch: the run is Unknown, never Failed."""
-    from polysync_azure_openai.emulator.faults import Status
-
     # A timeout no other test uses: a fresh credential, so the token request really happens.
     platform = sp_platform(emu, Max_Retries="0", Request_Timeout_Seconds="31.5")
     emu.inject(Status(status), kind="entra.token", times=None)

@@ -4,6 +4,7 @@ the fix, and sends nothing; its valid twin, one value corrected, reaches the emu
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pluggy
@@ -40,6 +41,7 @@ ROWS = [
     Row("empty", [], OK, ("parameter 'requests'", "is an empty array")),
     Row("too-many", ["x"] * 2_000_001, OK, ("parameter 'requests'", "2,000,001 items", "2,000,000")),
     Row("empty-string-item", ["ok", ""], ["ok", "x"], (item(1), "empty 'user_prompt'")),
+    Row("blank-string-item", ["ok", " \u3000\n"], ["ok", " x "], (item(1), "empty 'user_prompt'")),
     Row("blank-prompt", [{"user_prompt": "  "}], OK, (item(0), "empty 'user_prompt'")),
     Row("no-prompt", ["a", {"system_prompt": "x"}], ["a", {"user_prompt": "x"}], (item(1), "neither 'user_prompt' nor 'body'")),
     Row("number-item", ["a", "b", 5], ["a", "b", "5"], (item(2), "is a number")),
@@ -131,6 +133,63 @@ def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[s
     )
     builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
-    for index, text in enumerate(["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f"]):
+    for index, text in enumerate(
+        ["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f", "\x7f ÿ", "é\\", ' \t"']
+    ):
         general = encode(builder, index, builder.line(index, {key: text})[1])
         assert builder.plain_line(index, text) == general
+
+
+REASONING = {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}
+ONE_MESSAGE = [{"role": "user", "content": "a"}]
+
+#: (id, the item, the job's attributes, the whole message after "Job 'validation job': parameter 'requests' item 0 ").
+EXACT = [
+    ("max-tokens-text", {"user_prompt": "a", "max_tokens": "é"}, {}, 'has max_tokens "é". Use a whole number from 1 to 10000000.'),
+    ("max-tokens-80-chars-shown-whole", {"user_prompt": "a", "max_tokens": "a" * 78}, {}, f'has max_tokens "{"a" * 78}". Use a whole number from 1 to 10000000.'),
+    ("max-tokens-81-chars-cut-at-80", {"user_prompt": "a", "max_tokens": "a" * 79}, {}, f'has max_tokens "{"a" * 79}.... Use a whole number from 1 to 10000000.'),
+    ("max-tokens-past-ten-million", {"user_prompt": "a", "max_tokens": 10_000_001}, {}, "has max_tokens 10000001. Use a whole number from 1 to 10000000."),
+    ("temperature-high", {"user_prompt": "a", "temperature": 2.5}, {}, "has temperature 2.5. Use a number from 0 to 2."),
+    ("temperature-reasoning", {"user_prompt": "a", "temperature": 1}, REASONING, "has a temperature, which a reasoning model refuses. Leave temperature out."),
+    ("effort-unknown", {"user_prompt": "a", "reasoning_effort": "extreme"}, REASONING, 'has a reasoning_effort that is "extreme": use one of none, minimal, low, medium, high, xhigh. Or leave it out.'),
+    ("effort-not-reasoning", {"user_prompt": "a", "reasoning_effort": "low"}, {"Model Name": "gpt-4o"}, "has a reasoning_effort, which only reasoning models take. Leave it out."),
+    ("body-text", {"body": "hi"}, {}, "has a 'body' that is a string, not an object. Give the complete request body."),
+    ("body-no-messages", {"body": {"messages": []}}, {}, "has a 'body' without a non-empty list of message objects. Set body.messages."),
+    ("body-stream", {"body": {"messages": ONE_MESSAGE, "stream": True}}, {}, "has a 'body' that asks to stream, which batches cannot. Leave body.stream out."),
+    ("body-top-p-reasoning", {"body": {"messages": ONE_MESSAGE, "top_p": 1}}, REASONING, "has body.top_p, which a reasoning model refuses. Use max_completion_tokens instead of max_tokens, and leave sampling settings out."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "attributes", "expected"), [e[1:] for e in EXACT], ids=[e[0] for e in EXACT])
+def test_a_bad_item_s_message_is_exactly_its_problem_and_fix(
+    pm: pluggy.PluginManager, emu: Emulator, item: Any, attributes: dict[str, str], expected: str
+) -> None:
+    """The whole message: the value in JSON's notation (UTF-8 as is, cut after 80 characters), the
+    problem, then the fix as a sentence of its own."""
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, [item], attributes)
+    assert str(info.value) == f"Job 'validation job': parameter 'requests' item 0 {expected}"
+    assert emu.requests == []
+
+
+def test_an_item_s_own_limits_and_effort_reach_its_line(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """max_tokens up to 10,000,000 is taken, and an item's reasoning_effort is sent as given."""
+    requests = [
+        {"user_prompt": "a", "max_tokens": 10_000_000, "reasoning_effort": "low"},
+        {"user_prompt": "b", "reasoning_effort": "high"},
+    ]
+    result = call(pm, emu, requests, REASONING)
+    assert result.status == "Running", result.message
+    (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
+    bodies = [json.loads(line)["body"] for line in emu.file_content(upload["id"]).decode().splitlines()]
+    assert [(b.get("max_completion_tokens"), b["reasoning_effort"]) for b in bodies] == [(10_000_000, "low"), (None, "high")]
+
+
+def test_more_than_20_shards_names_both_shard_limits_and_the_fix(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, ["q"] * 21, {"OpenAI Max Requests Per Batch": "1"})
+    assert str(info.value) == (
+        "Job 'validation job': parameter 'requests' needs more than 20 shards (at most 1 requests and 200 MB per shard)."
+        " Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'."
+    )
+    assert emu.requests == []

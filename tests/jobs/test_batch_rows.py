@@ -235,6 +235,10 @@ def test_a_fail_fast_quota_refusal_is_recorded_and_resolves(pm: pluggy.PluginMan
     assert submitted.status == "Running" and "token_limit_exceeded" in submitted.message
     markers = [f["filename"] for f in run_files(emu, "run-1") if "refused" in f["filename"]]
     assert markers == [file_prefix("run-1") + "2-refused-1.jsonl"]
+    [marker] = [f for f in run_files(emu, "run-1") if "refused" in f["filename"]]
+    # The marker keeps Azure's words on the refusal.
+    words = json.loads(emu.file_content(marker["id"]))["body"]["messages"][0]["content"]
+    assert words.startswith("token_limit_exceeded: Enqueued token limit reached")
     done = until_ended(pm, emu, platform, submitted.run_id)
     assert done.status == "Success" and done.outputs["succeeded_count"] == 600
 
@@ -246,7 +250,7 @@ def test_a_quota_refusal_with_nothing_in_flight_fails_the_run(pm: pluggy.PluginM
     emu.advance(2)
     failed = status(pm, platform, submitted.run_id)
     assert failed.status == "Failed"
-    assert "was refused while nothing else of the run was in flight" in failed.message
+    assert "Shard 1 of 1 was refused while nothing else of the run was in flight for the deployment's" in failed.message
     assert "Enqueued token limit reached" in failed.message and "OpenAI Max Requests Per Batch" in failed.message
     assert failed.outputs["missing_count"] == 20 and len(failed.outputs["results"]) == 20
     emu.advance(3600)
@@ -294,6 +298,58 @@ def test_cancel_while_a_shard_waits_for_quota_then_no_shard_is_ever_created(pm: 
     again = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
     assert again.status == "Cancelled" and "already ended" in again.message
     assert not {"batches.cancel", "files.upload"} & {r.kind for r in emu.requests}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "body"),
+    [
+        ({}, {"model": "gpt-4o-batch", "messages": [{"role": "user", "content": "cancelled"}]}),
+        (
+            {"OpenAI_Batch_Endpoint": "/embeddings", "Deployment_Name": "embed-small"},
+            {"model": "embed-small", "input": "cancelled"},
+        ),
+    ],
+    ids=["chat", "embeddings"],
+)
+def test_cancel_leaves_a_well_formed_marker_line_and_cancels_each_shard_in_flight_once(
+    pm: pluggy.PluginManager, emu: Emulator, attributes: dict[str, str], body: dict[str, Any]
+) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2", **attributes)
+    assert len(run_batches(emu, "run-1")) == 2  # every shard has its batch: nothing needs the files to decide
+    cancelled = pm.hook.cancel(platform=platform, job=rows_job(**attributes), run_id=submitted.run_id)
+    assert cancelled.status == "Running"
+    assert "The run was cancelled: its shards in flight are being cancelled" in cancelled.message
+    assert [b["status"] for b in run_batches(emu, "run-1")] == ["cancelling", "cancelling"]
+    # The marker is one batch line of the run's url and deployment that no batch ever runs.
+    [marker] = [f for f in run_files(emu, "run-1") if f["filename"] == file_prefix("run-1") + "cancelled.jsonl"]
+    content = emu.file_content(marker["id"])
+    url = "/v1" + attributes.get("OpenAI_Batch_Endpoint", "/chat/completions")
+    assert json.loads(content) == {"custom_id": "polysync-marker", "method": "POST", "url": url, "body": body}
+    assert content.endswith(b"}\n") and content.count(b"\n") == 1
+    assert emu.file(marker["id"])["status"] == "processed"
+    # Cancelled again while Azure is still cancelling: nothing is marked or cancelled twice.
+    emu.clear_requests()
+    again = pm.hook.cancel(platform=platform, job=rows_job(**attributes), run_id=submitted.run_id)
+    assert again.status == "Running"
+    assert not {"batches.cancel", "files.upload"} & {r.kind for r in emu.requests}
+    assert until_ended(pm, emu, platform, submitted.run_id, **attributes).status == "Cancelled"
+
+
+def test_a_second_cancel_while_shards_are_cancelling_marks_the_run_once(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The cancel reads the run's files, so it sees its own marker: a repeated cancel uploads no second one."""
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    assert submitted.status == "Running", submitted.message
+    emu.advance(2)
+    first = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
+    assert first.status == "Running" and "cancelled" in first.message
+    assert {b["status"] for b in run_batches(emu, "run-1")} == {"cancelling"}
+    emu.clear_requests()
+    again = pm.hook.cancel(platform=platform, job=rows_job(), run_id=submitted.run_id)
+    assert again.status == "Running" and "cancelled" in again.message
+    assert "files.upload" not in {r.kind for r in emu.requests}
+    assert len([f for f in run_files(emu, "run-1") if f["filename"].endswith("-cancelled.jsonl")]) == 1
 
 
 def test_processing_past_a_minute_returns_running_and_a_later_poll_creates(pm: pluggy.PluginManager, emu: Emulator) -> None:
