@@ -42,6 +42,9 @@ def test_connection_refused(bundle: str) -> None:
     assert ConnectionRefusedError in roots(exc)
     failure = classify(exc)
     assert (failure.transport, failure.code, failure.fix) == (Transport.NOT_SENT, "ConnectionFailed", "")
+    # urllib3's "HTTPSConnectionPool(host=..., port=...): " prefix goes; its human part stays.
+    assert failure.reason.startswith("cannot connect: Max retries exceeded with url: /openai/deployments/d/chat/completions (")
+    assert "Connection refused" in failure.reason
 
 
 def test_name_resolution_failure(bundle: str) -> None:

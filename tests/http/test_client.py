@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pluggy
 import pytest
 
-from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator import Deployment, Emulator
 from polysync_azure_openai.emulator import faults as f
+from polysync_azure_openai.errors import ErrorDetail
+from polysync_azure_openai.http.azure_errors import RetryHint
+from polysync_azure_openai.http.client import _with_quota_note
+from polysync_azure_openai.http.decide import GiveUp
 from polysync_azure_openai.jobs import CHAT
 
-from ..conftest import job, sp_platform
+from ..conftest import imported, job, sp_platform
+from .test_pacer import in_threads
 
 
 def chat(pm: pluggy.PluginManager, emu: Emulator, **platform: str):
@@ -68,6 +74,48 @@ def test_the_wait_azure_asks_for_is_the_wait(
     ]
 
 
+def test_with_no_wait_named_the_first_retry_backs_off_a_jittered_quarter_to_half_second(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """decide.backoff: 0.5 s for the first retry, scaled by a jitter drawn from [0.5, 1] for each
+    request, so that calls failing together do not come back together."""
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    platform = sp_platform(emu, Max_Retries="1")
+    assert chat(pm, emu, Max_Retries="1").status == "Success"  # the token, before the calls race
+    emu.inject(f.Status(503), kind="chat", times=None)  # every call retries once, whatever the timing
+
+    def one(_: int) -> str:
+        result = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+        return str(result.status)
+
+    assert in_threads(8, one) == ["Failed"] * 8
+    waits = [
+        float(found[1])
+        for r in caplog.records
+        if (found := re.search(r"HTTP 503; retrying in ([0-9.]+) s \(attempt 2 of 2\)", r.getMessage()))
+    ]
+    assert len(waits) == 8
+    assert all(0.25 <= wait <= 0.5 for wait in waits)
+    assert len(set(waits)) > 1  # eight equal draws from [0.25, 0.5] at 10 ms steps: about 1 in 10^10
+
+
+def test_the_retry_log_of_a_next_link_names_its_path_without_the_query(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A nextLink is sent as the full URL Azure gave, query and all; the log line names the path."""
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    emu.set_deployments([Deployment(name=f"d{i}", model="gpt-4o-mini") for i in range(3)])
+    emu.page_size = 2
+    emu.inject(f.Delay(0), kind="arm.deployments", times=1)  # the first page, as it is
+    emu.inject(f.Status(503, headers={"retry-after-ms": "10"}), kind="arm.deployments", times=1)  # the nextLink
+    assert len(imported(pm, sp_platform(emu))) == 6  # chat and batch for each
+    pages = [r for r in emu.requests if r.kind == "arm.deployments"]
+    assert [("$skipToken" in r.query, r.status) for r in pages] == [(False, 200), (True, 503), (True, 200)]
+    assert [m for r in caplog.records if "retrying in" in (m := r.getMessage())] == [
+        f"GET {pages[0].path}: HTTP 503; retrying in 0.01 s (attempt 2 of 4)"
+    ]
+
+
 def test_the_resend_after_a_401_is_no_retry(pm: pluggy.PluginManager, emu: Emulator) -> None:
     assert chat(pm, emu).status == "Success"
     emu.revoke_tokens()
@@ -86,3 +134,53 @@ def test_request_timeout_above_the_connect_cap_is_the_read_timeout(pm: pluggy.Pl
     result = chat(pm, emu, Request_Timeout_Seconds="13", Max_Retries="0")
     assert result.status == "Success", result.message
     assert slow.hits == 1
+
+
+def test_a_final_429_names_the_budget_left_after_the_waits_already_spent(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """'Request Timeout Seconds' 150 makes the budget 150 s; after a 10 ms wait, 149.99 s are left,
+    which reads "2 min" (150.01 s would read "3 min")."""
+    emu.inject(f.throttled(retry_after_ms=10), kind="chat", times=1)
+    emu.inject(f.throttled(86400, shape="retry-after"), kind="chat", times=1)
+    result = chat(pm, emu, Request_Timeout_Seconds="150")
+    assert result.status == "Failed"
+    assert (
+        "[Azure asked to wait 24 h (retry-after: '86400'), more than the 2 min this run may still wait, "
+        "so it was not sent again]" in result.message
+    ), result.message
+    assert [r.status for r in emu.requests if r.kind == "chat"] == [429, 429]
+
+
+@pytest.mark.parametrize(
+    "may_wait,left",
+    [(30.0, "30 s"), (0.5, "0.50 s"), (-2.0, "0.00 s")],
+    ids=["seconds-left", "under-a-second-left", "overdrawn"],
+)
+def test_a_final_429_whose_wait_passes_the_budget_names_what_was_left(may_wait: float, left: str) -> None:
+    # Through a submit the budget is 2 min less what was waited; here the note alone, on any budget.
+    detail = ErrorDetail(429, "429", "Rate limit reached.", "req-1")
+    hint = RetryHint(90.0, "retry-after: '90'")
+    noted = _with_quota_note(detail, hint, GiveUp("waiting 90.00 s more would pass 120 s in all", wait=90.0), may_wait)
+    assert noted.message == (
+        f"Rate limit reached. [Azure asked to wait 90 s (retry-after: '90'), more than the {left} "
+        "this run may still wait, so it was not sent again]"
+    )
+    assert (noted.status, noted.code, noted.request_id, noted.retry_after) == (429, "429", "req-1", 90.0)
+
+
+@pytest.mark.parametrize(
+    "hint,note",
+    [
+        (RetryHint(0.01, "retry-after-ms: '10'", exact=True), "Azure sent retry-after-ms: '10'"),
+        (
+            RetryHint(None, "retry-after: 'soon'"),
+            "Azure sent retry-after: 'soon', which names no usable wait: the plugin backed off instead",
+        ),
+        (RetryHint(None, ""), "Azure sent no retry header"),
+    ],
+    ids=["a-usable-wait", "no-usable-wait", "no-retry-header"],
+)
+def test_a_final_429_after_the_retries_says_what_azure_sent(hint: RetryHint, note: str) -> None:
+    detail = ErrorDetail(429, "429", "Rate limit reached.", "req-1")
+    noted = _with_quota_note(detail, hint, GiveUp("Max Retries (1) used up"), 120.0)
+    assert noted.message == f"Rate limit reached. [{note}]"
+    assert noted.retry_after == hint.seconds

@@ -6,6 +6,7 @@ the message's substance and the request id Azure's support asks for, whatever th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
@@ -13,9 +14,10 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Emulator, faults
-from polysync_azure_openai.jobs import CHAT
+from polysync_azure_openai.jobs import BATCH, CHAT
 
 from ..conftest import api_key_platform, job, sp_platform
+from ..jobs.test_batch import jsonl as batch_jsonl
 
 FAILED = "Azure OpenAI Chat Completion on deployment 'gpt-4o' failed: "
 AZURE_ID = "apim-42"  # Azure's apim-request-id for the call
@@ -193,3 +195,48 @@ def test_an_error_body_echoing_the_bearer_token_or_the_client_secret_is_scrubbed
     assert result.status == "Failed" and "HTTP 400 BadRequest: gateway saw token" in result.message, result.message
     assert token not in result.message and emu.client_secret not in result.message
     assert result.message.count("***") >= 2
+
+
+# -- a 200 that is no JSON object -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault,substance",
+    [
+        (faults.MalformedJson(), "HTTP 200 MalformedJSON: The chat answer: the body is not valid JSON ("),
+        (faults.Status(200, body=[1, 2]), "HTTP 200 MalformedJSON: The chat answer: expected a JSON object, got list"),
+        (
+            faults.ContentType("text/plain"),
+            "HTTP 200 UnexpectedContentType: The chat answer: expected JSON but got text/plain: '{",
+        ),
+    ],
+    ids=["malformed", "a-list", "text-plain"],
+)
+def test_a_200_that_is_no_json_object_is_failed_with_its_code(
+    pm: pluggy.PluginManager, emu: Emulator, fault: Any, substance: str
+) -> None:
+    emu.inject(fault, kind="chat")
+    result = chat(pm, emu)
+    assert result.status == "Failed" and result.message.startswith(FAILED + substance), result.message
+
+
+def test_a_create_answer_echoing_the_bearer_token_is_scrubbed_from_the_look_up_warning(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5xx on a batch create is logged at WARNING before the look-up, outside any run result:
+    the token the request carried is scrubbed there too."""
+    caplog.set_level(logging.DEBUG)
+    platform = sp_platform(emu)
+    chatted = pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k")
+    assert chatted.status == "Success"  # the data plane's token, cached for the batch calls too
+    token = [r for r in emu.requests if r.kind == "chat"][-1].headers["authorization"].removeprefix("Bearer ")
+    echo = {"error": {"code": "ServiceUnavailable", "message": f"gateway saw token {token}"}}
+    emu.inject(faults.Status(503, body=echo, handled=True), kind="batches.create", times=1)  # created, then the 503
+    file_id = emu.add_file(batch_jsonl(2))
+    result = pm.hook.submit(
+        platform=platform, job=job(BATCH, "gpt-4o-batch::batch"), parameters={"input_file_id": file_id}, run_key="r"
+    )
+    assert result.status == "Running", result.message
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("gateway saw token ***" in m and "looking for it before creating again" in m for m in warnings), warnings
+    assert not [r for r in caplog.records if token in r.getMessage()]

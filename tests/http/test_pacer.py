@@ -8,6 +8,7 @@ how long anything took.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -100,7 +101,9 @@ def test_one_429_pauses_every_thread_and_platform_on_the_deployment(
     assert statuses(emu) == [429] + [200] * 8
     assert lane.stats.pauses == 1 and lane.stats.throttled == 1
     assert lane.stats.held >= 7 and lane.stats.refused == 0
-    assert len(pause_warnings(caplog)) == 1
+    assert pause_warnings(caplog) == [
+        f"Deployment 'gpt-4o' at {emu.url}: HTTP 429 (retry-after-ms: '2000', retry-after: '2'); every call to it waits 2.00 s"
+    ]
     retries = [r for r in caplog.records if "retrying in" in r.getMessage()]
     assert len(retries) == 1 and retries[0].levelno == logging.INFO  # the thread's own line, below WARNING
 
@@ -190,7 +193,29 @@ def test_a_daily_quota_fails_every_call_at_once_saying_so(
     assert all("[not sent:" in r.message and "to wait 24 h" in r.message for r in later)
     assert all("daily quota" in r.message for r in [first, *later])
     assert statuses(emu) == [429]  # only the first call was sent; nobody waited a day
-    assert len(pause_warnings(caplog)) == 1 and "24 h" in pause_warnings(caplog)[0]
+    assert pause_warnings(caplog) == [
+        f"Deployment 'gpt-4o' at {emu.url}: HTTP 429 (retry-after: '86400'); Azure asks for 24 h: calls that cannot "
+        "wait so long fail now, one call asks again in 60 s"
+    ]
+
+
+@pytest.mark.parametrize(
+    "fault,retries,warning",
+    [
+        (f.Throttled(6, {}), "3", "HTTP 429 (no retry header); every call to it waits 0."),  # the backoff, jittered
+        (f.throttled(60, shape="retry-after"), "0", "HTTP 429 (retry-after: '60'); every call to it waits 60 s"),
+    ],
+    ids=["no-retry-header", "a-minute"],
+)
+def test_the_pause_warning_names_what_azure_sent_and_the_wait(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture, fault: Any, retries: str, warning: str
+) -> None:
+    """A wait of up to a minute (MAX_PAUSE) holds every call; only a longer one fails calls at once."""
+    caplog.set_level(logging.WARNING, logger="polysync_azure_openai")
+    emu.inject(fault, kind="chat", times=1)
+    submit(pm, sp_platform(emu, Max_Retries=retries))
+    warnings = pause_warnings(caplog)
+    assert len(warnings) == 1 and warnings[0].startswith(f"Deployment 'gpt-4o' at {emu.url}: {warning}"), warnings
 
 
 @pytest.mark.parametrize(
@@ -239,6 +264,8 @@ def test_the_token_estimate_is_azures(pm: pluggy.PluginManager, emu: Emulator) -
     assert outcomes == ["Success", "Success", "Success", "Failed"]
     # The fourth was held by the token headers (0 left) and probed once: one 429, no more.
     assert statuses(emu) == [200, 200, 200, 429]
+    # The third fitted the 25 tokens left exactly, so it went as any call: only the fourth probed.
+    assert lane_of(emu).stats.probes == 1
 
 
 def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
@@ -251,3 +278,220 @@ def test_retry_headers_that_echo_the_key_are_scrubbed_everywhere(
     assert emu.api_key not in result.message
     assert not [r for r in caplog.records if emu.api_key in r.getMessage()]
     assert any("retry-after: '***'" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_a_call_refused_by_another_calls_429_reports_that_429_and_the_attempts_it_sent(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """A call backing off after three 503s finds its deployment paused by another call's 429 for a
+    day: refused unsent, it reports that 429 (status, code, message, request id) and its own 3
+    attempts. A call refused before it sent anything reports no attempts."""
+    platform = sp_platform(emu)
+    emu.inject(f.Status(503), kind="chat", times=3)
+    retrying: list[RunResult] = []
+    thread = threading.Thread(target=lambda: retrying.append(submit(pm, platform)))
+    thread.start()
+    wait_for(lambda: statuses(emu) == [503] * 3)  # it now backs off 1 to 2 s before its 4th attempt
+    emu.inject(f.throttled(86400, shape="retry-after"), kind="chat", times=1)
+    throttled = submit(pm, platform)
+    at_once = submit(pm, platform)
+    thread.join(timeout=60)
+
+    assert statuses(emu) == [503] * 3 + [429]  # neither refused call was sent again
+    found = re.search(r"\(request id ([^)]+)\)", throttled.message)
+    assert found is not None
+    azure_429 = throttled.message.split(" [")[0]  # "... failed: HTTP 429 429: Requests to the ... rate limit."
+    assert "HTTP 429 429: Requests to the ChatCompletions_Create Operation" in azure_429
+    not_sent = f"[not sent: Azure asked every caller of deployment 'gpt-4o' at {emu.url} to wait 24 h (retry-after: '86400'), "
+    assert at_once.message.startswith(
+        f"{azure_429} {not_sent}more than the 2 min this run may still wait] (request id {found[1]}). Fix: "
+    )
+    assert [r.status for r in retrying] == ["Failed"]
+    assert retrying[0].message.startswith(f"{azure_429} {not_sent}more than the ")
+    assert f"this run may still wait] (request id {found[1]}) after 3 attempts. Fix: " in retrying[0].message
+
+
+# -- when a lane refuses a call, and the reason it gives ---------------------------------------
+# Through the hooks a call has 2 min to wait, so a refusal with less left, or with the budget run
+# out, would take minutes: the lane is driven directly here, on a clock the test sets.
+
+BASE = "https://example.openai.azure.com"
+
+
+class Clock:
+    """The lane's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def paused_lane(sent: str, asked: float) -> tuple[pacer.Lane, Clock]:
+    """A lane whose one call met a 429 asking for ``asked`` s (``sent`` its retry headers)."""
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+    admission = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(admission, pacer.Admission)
+    lane.leave(admission, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", sent, asked))
+    return lane, clock
+
+
+@pytest.mark.parametrize(
+    "sent,shown,may_wait,left",
+    [
+        ("retry-after: '90'", "retry-after: '90'", 0.5, "0.50 s"),
+        ("", "no retry header", 0.0, "0.00 s"),
+    ],
+    ids=["less-than-a-second-left", "no-retry-header"],
+)
+def test_a_call_refused_during_a_pause_names_the_wait_asked_and_the_budget_it_has_left(
+    sent: str, shown: str, may_wait: float, left: str
+) -> None:
+    lane, clock = paused_lane(sent, 90.0)
+    clock.now += 10
+    refusal = lane.enter(lane.ticket(), 10, may_wait)
+    assert isinstance(refusal, pacer.Refusal) and refusal.throttle is not None and refusal.throttle.request_id == "req-1"
+    assert refusal.reason == (
+        f"not sent: Azure asked every caller of deployment 'gpt-4o' at {BASE} to wait 80 s ({shown}), "
+        f"more than the {left} this run may still wait"
+    )
+
+
+def test_at_the_end_of_a_pause_a_call_behind_the_probe_is_refused_for_the_quota_not_the_pause() -> None:
+    """The pause (60 s of the 300 s asked) is over at its last instant: one probe goes, and a call
+    with no time left to wait for its answer is refused for the quota, having been held 0 s."""
+    lane, clock = paused_lane("retry-after: '300'", 300.0)
+    clock.now += pacer.MAX_PAUSE
+    probe = lane.enter(lane.ticket(), 10, 0.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    refusal = lane.enter(lane.ticket(), 10, 0.0)
+    assert isinstance(refusal, pacer.Refusal)
+    assert refusal.reason == f"not sent: held 0.00 s for the quota of deployment 'gpt-4o' at {BASE}, as long as this run may wait"
+    assert (lane.stats.probes, lane.stats.refused) == (1, 1)
+
+
+def test_a_call_whose_budget_ends_as_the_asked_wait_ends_waits_out_the_pause_and_goes_as_the_probe() -> None:
+    """Refused at once are the calls that cannot wait as long as Azure asked; one that can, to the
+    instant, waits out the pause (60 s of the 90 s asked) and then asks Azure as the probe."""
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+    first, other = lane.enter(lane.ticket(), 10, 120.0), lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission) and isinstance(other, pacer.Admission)
+    lane.leave(first, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", "retry-after: '90'", 90.0))
+    clock.now += 10
+    gate: list[pacer.Admission | pacer.Refusal] = []
+    caller = threading.Thread(target=lambda: gate.append(lane.enter(lane.ticket(), 10, 80.0)))
+    caller.start()
+    wait_for(lambda: lane.stats.held == 1)
+    with lane._lock:  # the caller waits on the lane's condition, which released the lock
+        clock.now += pacer.MAX_PAUSE - 10
+    lane.leave(other, 200, {})  # an answer wakes the head of the queue
+    caller.join(timeout=10)
+    assert len(gate) == 1 and isinstance(gate[0], pacer.Admission) and gate[0].probe
+    assert gate[0].held == 50.0  # what the call's budget is charged for the wait
+    assert (lane.stats.refused, lane.stats.probes) == (0, 1)
+
+
+def test_a_longer_429_during_a_pause_is_the_wait_later_calls_are_refused_for() -> None:
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+    first, second = lane.enter(lane.ticket(), 10, 120.0), lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission) and isinstance(second, pacer.Admission)
+    lane.leave(first, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", "retry-after-ms: '5000'", 5.0))
+    daily = pacer.Throttle("429", "Daily quota reached.", "req-2", "retry-after: '86400'", 86400.0)
+    lane.leave(second, 429, {}, daily)  # answered during the pause the first one started
+    refusal = lane.enter(lane.ticket(), 10, 3.0)
+    assert isinstance(refusal, pacer.Refusal) and refusal.throttle == daily
+    assert "to wait 24 h (retry-after: '86400'), more than the 3.00 s this run may still wait" in refusal.reason
+    assert (lane.stats.pauses, lane.stats.throttled) == (1, 2)
+
+
+def test_a_call_waiting_for_the_probes_answer_is_refused_when_its_own_budget_runs_out() -> None:
+    """Real clock: the probe's answer never comes, so nothing wakes the waiting call but its deadline."""
+    lane = pacer.Lane("gpt-4o", BASE)
+    first = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission)
+    lane.leave(first, 429, {}, pacer.Throttle("429", "Rate limit reached.", "req-1", "retry-after-ms: '0'", 0.0))
+    probe = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    gate: list[pacer.Admission | pacer.Refusal] = []
+    caller = threading.Thread(target=lambda: gate.append(lane.enter(lane.ticket(), 10, 0.2)))
+    caller.start()
+    caller.join(timeout=10)
+    still_waiting = caller.is_alive()
+    lane.leave(probe, 200, {})  # lets the caller go, should it still be waiting
+    caller.join(timeout=10)
+    assert not still_waiting
+    assert len(gate) == 1 and isinstance(gate[0], pacer.Refusal) and gate[0].reason.startswith("not sent: held ")
+    assert lane.stats.refused == 1
+
+
+@pytest.mark.parametrize("status", [503, None], ids=["503", "no-answer"])
+def test_a_probe_that_learnt_nothing_leaves_the_next_call_to_probe_again(status: int | None) -> None:
+    """After a pause only an answer that says something (a 2xx, or a 4xx with remaining headers)
+    lets the calls go together again; a 5xx or a lost answer hands the probe to the next call."""
+    lane, clock = paused_lane("retry-after-ms: '5000'", 5.0)
+    clock.now += 5
+    probe = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    lane.leave(probe, status, {} if status is not None else None)
+    again = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(again, pacer.Admission) and again.probe
+    assert lane.stats.probes == 2
+
+
+def test_the_requests_budget_counts_the_calls_still_in_flight() -> None:
+    lane = pacer.Lane("gpt-4o", BASE)
+    first = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(first, pacer.Admission)
+    lane.leave(first, 200, {"x-ratelimit-remaining-requests": "2"})
+    in_flight = [lane.enter(lane.ticket(), 10, 120.0) for _ in range(2)]
+    assert all(isinstance(admission, pacer.Admission) for admission in in_flight)
+    # Two calls out, two requests left: a third waits for their answers (here: no time to wait).
+    refusal = lane.enter(lane.ticket(), 10, 0.0)
+    assert isinstance(refusal, pacer.Refusal) and refusal.reason.startswith("not sent: held ")
+    assert (lane.stats.admitted, lane.stats.refused) == (3, 1)
+
+
+def test_a_budget_that_covers_every_call_waiting_lets_them_all_go_unspread() -> None:
+    """With the window known (two 429s named resets 2 s apart), calls are spread to the next reset
+    only when fewer are left than waiting: two waiting calls with two requests left both go."""
+    lane, clock = pacer.Lane("gpt-4o", BASE), Clock()
+    lane._clock = clock
+
+    def throttled(asked: float) -> None:
+        admission = lane.enter(lane.ticket(), 10, 120.0)
+        assert isinstance(admission, pacer.Admission)
+        throttle = pacer.Throttle("429", "Rate limit reached.", None, f"retry-after-ms: '{asked * 1000:.0f}'", asked, exact=True)
+        lane.leave(admission, 429, {}, throttle)
+
+    throttled(2.0)  # resets at 1002
+    clock.now = 1002.0
+    probe = lane.enter(lane.ticket(), 10, 120.0)
+    assert isinstance(probe, pacer.Admission) and probe.probe
+    lane.leave(probe, 200, {"x-ratelimit-remaining-requests": "5"})
+    clock.now = 1003.0
+    throttled(1.0)  # resets at 1004: a window of 2 s
+
+    gates: list[pacer.Admission | pacer.Refusal] = []
+    callers = [threading.Thread(target=lambda: gates.append(lane.enter(lane.ticket(), 10, 120.0))) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    wait_for(lambda: lane.stats.held == 3)
+    with lane._lock:  # every caller waits on the lane's condition
+        clock.now = 1004.0  # the pause ends: the first caller probes
+    wait_for(lambda: len(gates) == 1)
+    first = gates[0]
+    assert isinstance(first, pacer.Admission) and first.probe
+    lane.leave(first, 200, {"x-ratelimit-remaining-requests": "2"})
+    for caller in callers:
+        caller.join(timeout=3)
+    went_together = len(gates) == 3
+    with lane._lock:
+        clock.now = 1006.0  # the next reset: lets a spread caller go, should there be one
+    for caller in callers:
+        caller.join(timeout=10)
+    assert went_together
+    assert [isinstance(gate, pacer.Admission) and not gate.probe for gate in gates[1:]] == [True, True]

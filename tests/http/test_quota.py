@@ -17,9 +17,10 @@ from polysync_azure_openai.http.quota import Window, estimated_tokens, human, re
         ({"messages": [{"role": "user", "content": "x" * 9}]}, 3),
         ({"input": "x" * 10}, 3),
         ({"input": ["x" * 4, "x" * 4, 7]}, 2),
+        ({"messages": [{"role": "user", "content": "x" * 4}], "max_tokens": 1}, 2),
         ({"messages": [{"role": "user"}], "max_tokens": True}, 0),
     ],
-    ids=["chat", "v1-reasoning", "no-limit", "embedding", "embedding-list", "malformed"],
+    ids=["chat", "v1-reasoning", "no-limit", "embedding", "embedding-list", "one-token-limit", "malformed"],
 )
 def test_the_estimate_is_azures(body: dict[str, Any], tokens: int) -> None:
     assert estimated_tokens(body) == tokens
@@ -40,7 +41,26 @@ def test_remaining_counts_read_only_whole_numbers(headers: dict[str, str], left:
 
 
 @pytest.mark.parametrize(
-    "seconds,text", [(0.25, "0.25 s"), (90, "90 s"), (120, "2 min"), (3600, "1 h"), (86400, "24 h"), (3 * 86400, "3 days")]
+    "seconds,text",
+    [
+        (0.25, "0.25 s"),
+        (9.5, "9.50 s"),
+        (10, "10 s"),
+        (90, "90 s"),
+        (99, "99 s"),
+        (100, "2 min"),
+        (120, "2 min"),
+        (3599, "60 min"),
+        (3600, "1 h"),
+        (5400, "2 h"),  # an hour and a half rounds to the even hour
+        (86400, "24 h"),
+        (2 * 86400 - 1, "48 h"),
+        (2 * 86400, "2 days"),
+        (3 * 86400, "3 days"),
+        (3.5 * 86400, "4 days"),
+        (999 * 86400, "999 days"),
+        (1000 * 86400, "more than 1,000 days"),
+    ],
 )
 def test_waits_read_as_people_say_them(seconds: float, text: str) -> None:
     assert human(seconds) == text
