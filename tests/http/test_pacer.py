@@ -287,11 +287,15 @@ def test_a_call_refused_by_another_calls_429_reports_that_429_and_the_attempts_i
     day: refused unsent, it reports that 429 (status, code, message, request id) and its own 3
     attempts. A call refused before it sent anything reports no attempts."""
     platform = sp_platform(emu)
-    emu.inject(f.Status(503), kind="chat", times=3)
+    emu.inject(f.Status(503), kind="chat", times=2)
+    # The third 503 asks for 8 s, so the two calls below are answered before the 4th attempt
+    # even on a loaded machine (with the 1 to 2 s of plain backoff, a slow TLS handshake could
+    # let the 4th attempt take the 429 meant for the second call).
+    emu.inject(f.Status(503, headers={"Retry-After": "8"}), kind="chat", times=1)
     retrying: list[RunResult] = []
     thread = threading.Thread(target=lambda: retrying.append(submit(pm, platform)))
     thread.start()
-    wait_for(lambda: statuses(emu) == [503] * 3)  # it now backs off 1 to 2 s before its 4th attempt
+    wait_for(lambda: statuses(emu) == [503] * 3)  # it now waits 8 s before its 4th attempt
     emu.inject(f.throttled(86400, shape="retry-after"), kind="chat", times=1)
     throttled = submit(pm, platform)
     at_once = submit(pm, platform)
