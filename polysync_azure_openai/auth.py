@@ -156,7 +156,10 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
     if endpoint is not None:
         # MSAL puts the identity endpoint's status in the text and makes up the OAuth code.
         status, code = int(endpoint.group(1)), None
-    if _not_json(exc):
+    # azure-identity's own client (Workload Identity) quotes whatever was not a token: a JSON
+    # object as a dict, anything else (an HTML page) verbatim, with no status kept.
+    page = re.match(r"Unexpected response from Microsoft Entra ID: (?!\{)", text) is not None
+    if page or _not_json(exc):
         # MSAL parses every answer as JSON: a redirect or a proxy's HTML page reads as
         # "Expecting value: line 1 column 1", which tells an operator nothing.
         source = "the managed identity endpoint" if auth.method == MANAGED_IDENTITY else f"the authority {auth.authority}"
@@ -169,7 +172,10 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
     detail = Redactor.of(auth.secrets).detail(detail)
     if isinstance(exc, ServiceRequestError) or not isinstance(exc, ClientAuthenticationError):
         return TransportError(detail, transient=True, sent=False)
-    return AzureServiceError(detail, transient=status is not None and (status == 429 or status >= 500))
+    # A page without a status cannot be told from an outage: transient, so that a running batch
+    # is polled on (Unknown) rather than ended; a submit still fails once Max Retries is spent.
+    transient = (status is None and page) or (status is not None and (status == 429 or status >= 500))
+    return AzureServiceError(detail, transient=transient)
 
 
 def _not_json(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ import trustme
 
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.emulator.faults import Status
+from polysync_azure_openai.emulator.faults import HtmlPage, Status
 from polysync_azure_openai.jobs import BATCH
 
 from ..conftest import job, sp_platform
@@ -483,3 +483,42 @@ def test_an_entra_outage_while_a_batch_runs_keeps_polling(pm: pluggy.PluginManag
     assert result.status == "Unknown", result.message
     assert f"HTTP {status}" in result.message and "Entra ID is throttling or unavailable" in result.message
     assert "polling continues" in result.message
+
+
+def test_an_entra_outage_page_while_a_workload_identity_batch_runs_keeps_polling(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """azure-identity keeps neither the status nor the page's content type here: the page alone tells an outage."""
+    from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
+
+    from ..test_keyless_auth import wi_platform
+
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    platform = wi_platform(emu, emu.write_federated_token(), Max_Retries="0", Request_Timeout_Seconds="31.25")
+    emu.inject(HtmlPage(503), kind="entra.token", times=None)
+    result = pm.hook.get_status(platform=platform, job=job(BATCH, "gpt-4o::batch"), run_id="batch_still_running")
+    message = result.message or ""
+    assert result.status == "Unknown", message
+    assert "did not answer with JSON" in message and "polling continues" in message
+    assert "<html" not in message.lower() and "Application-Gateway" not in message
+
+
+def test_a_submit_during_an_entra_outage_page_fails_once_max_retries_is_spent(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transient for polling, yet nothing was created: the submit ends Failed, never retrying past Max Retries."""
+    from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
+
+    from ..test_keyless_auth import wi_platform
+
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    platform = wi_platform(emu, emu.write_federated_token(), Max_Retries="1", Request_Timeout_Seconds="31.125")
+    emu.inject(HtmlPage(503), kind="entra.token", times=None)
+    result = submit(pm, platform, emu.add_file(jsonl(1)))
+    message = result.message or ""
+    assert result.status == "Failed", message
+    assert "NonJsonTokenAnswer" in message and "did not answer with JSON" in message and "<html" not in message.lower()
+    assert len([r for r in emu.requests if r.kind == "entra.token"]) == 2
+    assert creates(emu) == 0
