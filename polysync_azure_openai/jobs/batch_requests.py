@@ -131,7 +131,7 @@ def _default_id_clashes(builder: LineBuilder, items: Sequence[Any], own_ids: dic
 def _too_many(job_input: JobInput, number: int, max_requests: int) -> Exception:
     return job_input.fail(
         PARAMETER,
-        f"needs more than {MAX_SHARDS} shards (at most {max_requests:,} requests and "
+        f"needs more than {MAX_SHARDS} shards (at most {max_requests:,} request{'' if max_requests == 1 else 's'} and "
         f"{MAX_SHARD_BYTES // (1024 * 1024)} MB per shard)",
         "Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'.",
     )

@@ -216,11 +216,14 @@ def test_an_item_s_own_limits_and_effort_reach_its_line(pm: pluggy.PluginManager
     assert [(b.get("max_completion_tokens"), b["reasoning_effort"]) for b in bodies] == [(10_000_000, "low"), (None, "high")]
 
 
-def test_more_than_20_shards_names_both_shard_limits_and_the_fix(pm: pluggy.PluginManager, emu: Emulator) -> None:
+@pytest.mark.parametrize("per_batch,rows,limit", [(1, 21, "1 request"), (2, 41, "2 requests")])
+def test_more_than_20_shards_names_both_shard_limits_and_the_fix(
+    pm: pluggy.PluginManager, emu: Emulator, per_batch: int, rows: int, limit: str
+) -> None:
     with pytest.raises(ConfigurationError) as info:
-        call(pm, emu, ["q"] * 21, {"OpenAI Max Requests Per Batch": "1"})
+        call(pm, emu, ["q"] * rows, {"OpenAI Max Requests Per Batch": str(per_batch)})
     assert str(info.value) == (
-        "Job 'validation job': parameter 'requests' needs more than 20 shards (at most 1 requests and 200 MB per shard)."
+        f"Job 'validation job': parameter 'requests' needs more than 20 shards (at most {limit} and 200 MB per shard)."
         " Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'."
     )
     assert emu.requests == []
