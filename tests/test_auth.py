@@ -237,6 +237,21 @@ def test_wrong_pkcs12_password_is_a_clear_error(pm: pluggy.PluginManager, emu: E
     assert emu.requests == []
 
 
+def test_a_missing_certificate_is_refused_with_the_forms_it_may_take(
+    pm: pluggy.PluginManager, emu: Emulator, certificate
+) -> None:
+    client_id, _ = certificate
+    platform = cert_platform(emu, client_id, "")
+    del platform.attributes["Certificate"]
+    with pytest.raises(ConfigurationError) as info:
+        chat(pm, platform)
+    assert str(info.value) == (
+        "Platform 'cert': attribute 'Certificate' is not set. Set it in the platform's settings "
+        "(PEM text, base64 of a PEM or PKCS#12 file, or its path)."
+    )
+    assert emu.requests == []
+
+
 def test_certificate_with_an_ec_key_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator, certificate) -> None:
     client_id, _ = certificate
     ec_leaf = trustme.CA(key_type=trustme.KeyType.ECDSA).issue_cert("ec-app")

@@ -21,7 +21,7 @@ from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.faults import Status, TruncatedBody
 from polysync_azure_openai.emulator.server import Exchange
 from polysync_azure_openai.errors import AzureServiceError, ConfigurationError, TransportError
-from polysync_azure_openai.files import FileInfo, FilesApi
+from polysync_azure_openai.files import FileInfo, FilesApi, newest_named
 from polysync_azure_openai.platform import PlatformConfig
 
 from .conftest import api_key_platform, sp_platform
@@ -307,3 +307,26 @@ def test_a_file_is_read_with_the_platform_s_api_version(tmp_path: Path, emu: Emu
     assert files.get(uploaded.id).id == uploaded.id
     [read] = [r for r in emu.requests if r.kind == "files.get"]
     assert read.path == f"/openai/files/{uploaded.id}" and read.query.get("api-version") == "2024-10-21"
+
+
+def _listed(file_id: str, filename: str, created_at: int) -> FileInfo:
+    return FileInfo.from_json(
+        {"id": file_id, "filename": filename, "purpose": "batch", "status": "processed", "bytes": 10, "created_at": created_at}
+    )
+
+
+@pytest.mark.parametrize(
+    ("listing", "found"),
+    [
+        # Azure lists newest first: the newest of the name wins, whatever follows it.
+        ([("file-new", "requests.jsonl", 2000), ("file-old", "requests.jsonl", 1000)], "file-new"),
+        ([("file-old", "requests.jsonl", 1000), ("file-new", "requests.jsonl", 2000)], "file-new"),
+        # Another name in the list is passed over, not the end of the search.
+        ([("file-other", "other.jsonl", 3000), ("file-new", "requests.jsonl", 2000)], "file-new"),
+    ],
+    ids=["newest-first", "oldest-first", "another-name-first"],
+)
+def test_the_look_up_by_name_finds_the_newest_file_of_that_name(listing: list[tuple[str, str, int]], found: str) -> None:
+    files = [_listed(*entry) for entry in listing]
+    best = newest_named(files, "requests.jsonl", size=10)
+    assert best is not None and best.id == found

@@ -264,11 +264,12 @@ def test_hung_authority(pm: pluggy.PluginManager, emu: Emulator) -> None:
         (f.TruncatedBody(), "cut short"),
         (f.HtmlPage(200), "expected JSON but got text/html"),
         (f.ContentType("text/plain"), "expected JSON but got text/plain"),
+        (f.ContentType(""), "expected JSON but got no content type"),
         # An answer without what the run needs: Azure's 200, the UnexpectedResponse code, the gap.
         (f.DropFields(("choices",)), "HTTP 200 UnexpectedResponse: the answer (HTTP 200) has no choices (request id "),
         (f.DropFields(("usage",)), "HTTP 200 UnexpectedResponse: the answer (HTTP 200) has no usage (request id "),
     ],
-    ids=["malformed-json", "truncated", "html-200", "text-plain", "no-choices", "no-usage"],
+    ids=["malformed-json", "truncated", "html-200", "text-plain", "no-content-type", "no-choices", "no-usage"],
 )
 def test_broken_chat_answers_are_failed_runs(pm: pluggy.PluginManager, emu: Emulator, fault, expected: str) -> None:
     emu.inject(fault, kind="chat", times=None)

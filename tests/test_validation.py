@@ -160,6 +160,7 @@ ROWS = [
         ("'Resource Group Name'",),
     ),
     Row("tenant", "platform", "Tenant Id", "not a tenant", KEEP, ("'Tenant Id'", "GUID or a domain")),
+    Row("tenant-missing", "platform", "Tenant Id", None, KEEP, ("'Tenant Id'", "is not set", "app registration's Overview page")),
     Row("client-id", "platform", "Client Id", "my-app", KEEP, ("'Client Id'", "GUID")),
     Row("client-secret-missing", "platform", "Client Secret", None, KEEP, ("'Client Secret'", "is not set")),
     Row("client-secret-blank", "platform", "Client Secret", "   ", KEEP, ("'Client Secret'", "is not set")),
@@ -782,4 +783,19 @@ def test_a_platform_without_a_name_is_called_unnamed_in_its_refusal(pm: pluggy.P
     job = Job(job_type=CHAT, external_id="gpt-4o", name="a job", attributes={})
     with pytest.raises(ConfigurationError, match=r"^Platform '\(unnamed\)': attribute 'OpenAI Resource Name' is not set"):
         pm.hook.submit(platform=platform, job=job, parameters={"user_prompt": "hi"}, run_key="k")
+    assert emu.requests == []
+
+
+def test_a_platform_without_subscription_and_resource_group_names_both_in_its_refusal(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """Import Jobs lists deployments through ARM, which needs both: the refusal names each and the fix."""
+    attributes = emulator_attributes(emu, Subscription_Id=None, Resource_Group_Name=None)
+    platform = Platform(name="scope", auth_method="Service Principal", attributes=attributes)
+    with pytest.raises(ConfigurationError) as info:
+        imported(pm, platform)
+    assert str(info.value) == (
+        "Platform 'scope': 'Subscription Id' and 'Resource Group Name' are not set; set them in the platform's "
+        "settings (the Azure portal shows both on the resource's Overview page)."
+    )
     assert emu.requests == []

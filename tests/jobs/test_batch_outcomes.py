@@ -8,6 +8,7 @@ the one place batch answers become objects.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import attrs
@@ -148,7 +149,9 @@ class FailsTheSecond:
             f.Status(503).apply(exchange)
 
 
-def test_a_lost_create_is_found_even_when_the_first_look_up_fails(pm: pluggy.PluginManager, emu: Emulator) -> None:
+def test_a_lost_create_is_found_even_when_the_first_look_up_fails(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
     # The create's answer is lost; the look-up after it fails too. Nobody knows yet whether the
     # batch exists: the look-up asks again (Azure's list may also lag), finds it, and re-attaches.
     platform = sp_platform(emu, Max_Retries="0")
@@ -159,3 +162,6 @@ def test_a_lost_create_is_found_even_when_the_first_look_up_fails(pm: pluggy.Plu
     assert result.status == "Running", result.message
     assert [r.status for r in emu.requests if r.kind == "batches.list"] == [200, 503, 200]
     assert [r.kind for r in emu.requests].count("batches.create") == 1
+    # The operator sees the failed look-up, with Azure's status, before the next one finds the batch.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("The look-up failed: HTTP 503") for m in warnings), warnings
