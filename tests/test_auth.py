@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import threading
 import time
@@ -54,6 +55,17 @@ def test_sixteen_racing_threads_fetch_one_token(pm: pluggy.PluginManager, emu: E
         t.join()
     assert statuses == ["Success"] * 48
     assert emu.token_requests() == 1
+
+
+def test_a_new_token_is_logged_by_scope_and_lifetime_never_by_value(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="polysync_azure_openai")
+    chat(pm, sp_platform(emu))
+    token = [r for r in emu.requests if r.kind == "chat"][-1].headers["authorization"].removeprefix("Bearer ")
+    got = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Got a token for scope ")]
+    assert len(got) == 1 and re.fullmatch(r"Got a token for scope https://\S+/\.default \(expires in \d+ s\)", got[0]), got
+    assert not [r for r in caplog.records if token in r.getMessage()]
 
 
 def test_token_is_renewed_shortly_before_it_expires(pm: pluggy.PluginManager, emu: Emulator) -> None:

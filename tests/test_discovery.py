@@ -72,6 +72,25 @@ def test_classification_rules(pm: pluggy.PluginManager, emu: Emulator) -> None:
     assert got == [(BATCH, "dz::batch"), (BATCH, "emb-batch::batch"), (EMBEDDING, "Embed-Upper")]
 
 
+def test_deployments_not_provisioned_are_skipped_with_their_state_named(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu.set_deployments(
+        [
+            Deployment(name="gpt-4o", model="gpt-4o"),
+            Deployment(name="creating", model="gpt-4o", provisioning_state="Creating"),
+            Deployment(name="stateless", model="gpt-4o", provisioning_state=""),
+        ]
+    )
+    names = {j.external_id.split("::")[0] for j in imported(pm, sp_platform(emu))}
+    assert names == {"gpt-4o"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        "Skipped deployments that are not provisioned (provisioningState is not Succeeded): "
+        "creating (Creating), stateless (no state)"
+    ) in warnings, warnings
+
+
 def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManager, emu: Emulator) -> None:
     emu.set_deployments(
         [
