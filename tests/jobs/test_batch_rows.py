@@ -572,3 +572,15 @@ def test_a_re_submit_logs_each_reused_input_file_by_name(
     with caplog.at_level(logging.INFO, logger="polysync_azure_openai.jobs.batch_rows"):
         submit(pm, platform, prompts(3))
     assert f"Reusing {file_prefix('run-1')}1.jsonl ({line_file['id']}) for shard 1" in caplog.messages
+
+
+def test_input_files_processed_within_the_minute_are_created_at_submit(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Submit reads the pending files again while it waits: each shard is created once its file is
+    processed, shard 1's (processed before the wait) as well as shard 2's (processed during it)."""
+    platform = sp_platform(emu)
+    emu.file_processing_seconds = 25
+    emu.clock_step_per_request = 10  # each request is 10 s later on Azure's clock
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    emu.clock_step_per_request = 0
+    assert submitted.status in ("Running", "Success"), submitted.message  # Azure's clock ran on: done already
+    assert sorted(b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1")) == ["1/2", "2/2"], submitted.message
