@@ -506,9 +506,7 @@ def at(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def test_a_clean_run_counts_no_failed_request_and_ends_when_its_batch_completed(
-    pm: pluggy.PluginManager, emu: Emulator
-) -> None:
+def test_a_clean_run_counts_no_failed_request_and_ends_when_its_batch_completed(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     submitted = submit(pm, platform, prompts(3))
     done = until_ended(pm, emu, platform, submitted.run_id, step=600)
