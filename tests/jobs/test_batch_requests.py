@@ -83,6 +83,7 @@ ROWS = [
     Row("format-attribute", OK, OK, ("'OpenAI Response Format'", "JSON Schema"), {"OpenAI Response Format": "[1]"}, {"OpenAI Response Format": '{"type": "object"}'}),
     Row("temperature-attribute-reasoning", OK, OK, ("'OpenAI Temperature'", "reasoning model"), {"OpenAI Temperature": "1", "Model Name": "o3-mini", "Deployment Name": "o3-mini"}, {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
     Row("endpoint-model-mismatch", OK, OK, ("'OpenAI Batch Endpoint'", "needs an embedding model", "'gpt-4o'"), {"OpenAI Batch Endpoint": "/embeddings", "Model Name": "gpt-4o"}, {"Model Name": "gpt-4o"}),
+    Row("endpoint-chat-model-mismatch", OK, OK, ("'OpenAI Batch Endpoint'", "needs a chat model", "'text-embedding-3-small'"), {"Model Name": "text-embedding-3-small"}, {"Model Name": "gpt-4o"}),
 ]  # fmt: skip
 
 
@@ -184,6 +185,7 @@ EXACT = [
     ("temperature-reasoning", {"user_prompt": "a", "temperature": 1}, REASONING, "has a temperature, which a reasoning model refuses. Leave temperature out."),
     ("effort-unknown", {"user_prompt": "a", "reasoning_effort": "extreme"}, REASONING, 'has a reasoning_effort that is "extreme": use one of none, minimal, low, medium, high, xhigh. Or leave it out.'),
     ("effort-not-reasoning", {"user_prompt": "a", "reasoning_effort": "low"}, {"Model Name": "gpt-4o"}, "has a reasoning_effort, which only reasoning models take. Leave it out."),
+    ("no-prompt", {"system_prompt": "x"}, {}, "has neither 'user_prompt' nor 'body'. Give the user prompt as 'user_prompt'."),
     ("body-text", {"body": "hi"}, {}, "has a 'body' that is a string, not an object. Give the complete request body."),
     ("body-no-messages", {"body": {"messages": []}}, {}, "has a 'body' without a non-empty list of message objects. Set body.messages."),
     ("body-stream", {"body": {"messages": ONE_MESSAGE, "stream": True}}, {}, "has a 'body' that asks to stream, which batches cannot. Leave body.stream out."),

@@ -4,17 +4,25 @@ rows in, sharded past the limits, patient with quota, rows out."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import pluggy
 import pytest
+import requests
 
+from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.files import FilesApi
 from polysync_azure_openai.jobs import BATCH, run_ids
+from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, write_jsonl
+from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import job, sp_platform
 from .test_batch import OUTPUT_KEYS
@@ -492,3 +500,85 @@ def test_a_run_key_too_long_for_a_run_id_is_refused_before_any_call(pm: pluggy.P
     with pytest.raises(ConfigurationError, match=r"run_key makes the RunId .* more than the 1024 a host stores"):
         submit(pm, sp_platform(emu), prompts(2), run_key="🙂" * 100)  # 100 characters, 1,200 percent-encoded
     assert emu.requests == []
+
+
+def at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def test_a_clean_run_counts_no_failed_request_and_ends_when_its_batch_completed(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(3))
+    done = until_ended(pm, emu, platform, submitted.run_id, step=600)
+    assert done.status == "Success"
+    assert (done.outputs["request_counts_completed"], done.outputs["request_counts_failed"]) == (3, 0)
+    assert "3 of 3 requests done, 0 failed" in done.message
+    (batch,) = run_batches(emu, "run-1")
+    assert done.ended_at == at(batch["completed_at"])  # not the time of the read that saw it
+
+
+def test_an_expired_run_of_rows_fails_and_ends_when_its_batch_expired(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.batch_timing.requests_per_second = 0.001  # far too slow for the 24 h window
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(500))
+    emu.advance(25 * 3600)
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Failed", result.message
+    assert "1 expired" in result.message
+    (batch,) = run_batches(emu, "run-1")
+    assert batch["status"] == "expired" and result.ended_at == at(batch["expired_at"])
+
+
+def test_an_output_file_gone_before_the_join_is_named_in_the_message(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(3))
+    emu.advance(24 * 3600)
+    (batch,) = run_batches(emu, "run-1")
+    output_file_id = batch["output_file_id"]
+    with requests.Session() as http:
+        http.trust_env = False
+        url = f"{emu.url}/openai/files/{output_file_id}?api-version=2024-10-21"
+        assert http.delete(url, headers={"api-key": emu.api_key}, verify=emu.ca_path).status_code == 200
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Success" and result.outputs["results"] is None
+    assert f"The results cannot be joined: the shard 1's output file {output_file_id} is gone (HTTP 404" in result.message
+
+
+def test_rows_from_an_error_file_alone_are_written(emu: Emulator) -> None:
+    """Azure gives no output file when every request failed: the rows come from the error file."""
+    files = FilesApi(PlatformConfig.from_host(sp_platform(emu)))
+    errors = [
+        {"id": f"r{i}", "custom_id": f"row-{i}", "response": None, "error": {"code": "bad", "message": f"no {i}"}}
+        for i in range(2)
+    ]
+    error_file_id = emu.add_file("".join(json.dumps(e) + "\n" for e in errors), purpose="batch_output", status="processed")
+    plan = JoinPlan(True, True, "n", (ShardFiles(1, 0, 2, None, None, error_file_id),))
+    out = io.BytesIO()
+    tally = write_jsonl(plan, files, out, redactor_for(files.config))
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["custom_id"], r["status"]) for r in rows] == [("row-0", "failed"), ("row-1", "failed")]
+    assert tally.counts == {"succeeded": 0, "failed": 2, "content_filtered": 0, "missing": 0}
+
+
+def test_a_re_submit_logs_each_reused_input_file_by_name(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    platform = sp_platform(emu)
+    emu.lose_next_batch_create()
+    submit(pm, platform, prompts(3))
+    (line_file,) = run_files(emu, "run-1")
+    with caplog.at_level(logging.INFO, logger="polysync_azure_openai.jobs.batch_rows"):
+        submit(pm, platform, prompts(3))
+    assert f"Reusing {file_prefix('run-1')}1.jsonl ({line_file['id']}) for shard 1" in caplog.messages
+
+
+def test_input_files_processed_within_the_minute_are_created_at_submit(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Submit reads the pending files again while it waits: each shard is created once its file is
+    processed, shard 1's (processed before the wait) as well as shard 2's (processed during it)."""
+    platform = sp_platform(emu)
+    emu.file_processing_seconds = 25
+    emu.clock_step_per_request = 10  # each request is 10 s later on Azure's clock
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    emu.clock_step_per_request = 0
+    assert submitted.status in ("Running", "Success"), submitted.message  # Azure's clock ran on: done already
+    assert sorted(b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1")) == ["1/2", "2/2"], submitted.message
