@@ -19,9 +19,8 @@ import pytest
 
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
-from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
 
-from .test_validation import ROWS, Row, call
+from .test_validation import ROWS, Row, call, keyless_environment
 
 GOLDEN = Path(__file__).parent / "golden" / "validation_messages.json"
 UPDATE = os.environ.get("POLYSYNC_UPDATE_GOLDEN") == "1"
@@ -39,10 +38,7 @@ def _stable(message: str, emu: Emulator) -> str:
 def test_the_message_reads_word_for_word(
     pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in MANAGED_IDENTITY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emu.managed_identity_environment().items():
-        monkeypatch.setenv(name, value)
+    keyless_environment(monkeypatch, emu)
     with pytest.raises(ConfigurationError) as info:
         call(pm, emu, row, row.bad)
     message = _stable(str(info.value), emu)

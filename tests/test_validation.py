@@ -737,6 +737,15 @@ def call(pm: pluggy.PluginManager, emu: Emulator, row: Row, value: Any) -> Any:
     return getattr(pm.hook, row.hook)(platform=platform, job=job, run_id=run_id)
 
 
+def keyless_environment(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> None:
+    """The keyless methods' environment, as App Service and the AKS webhook would set it (but no
+    AZURE_FEDERATED_TOKEN_FILE: the rows test 'Token File Path' alone)."""
+    for name in MANAGED_IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emu.managed_identity_environment().items():
+        monkeypatch.setenv(name, value)
+
+
 def test_at_least_forty_rows() -> None:
     assert len(ROWS) >= 40
     assert len({r.id for r in ROWS}) == len(ROWS)
@@ -746,12 +755,7 @@ def test_at_least_forty_rows() -> None:
 def test_bad_input_is_refused_before_any_request(
     pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The keyless methods' environment, as App Service and the AKS webhook would set it (but no
-    # AZURE_FEDERATED_TOKEN_FILE: the rows test 'Token File Path' alone).
-    for name in MANAGED_IDENTITY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emu.managed_identity_environment().items():
-        monkeypatch.setenv(name, value)
+    keyless_environment(monkeypatch, emu)
     with pytest.raises(ConfigurationError) as info:
         call(pm, emu, row, row.bad)
     message = str(info.value)

@@ -485,18 +485,25 @@ def test_an_entra_outage_while_a_batch_runs_keeps_polling(pm: pluggy.PluginManag
     assert "polling continues" in result.message
 
 
-def test_an_entra_outage_page_while_a_workload_identity_batch_runs_keeps_polling(
-    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """azure-identity keeps neither the status nor the page's content type here: the page alone tells an outage."""
+def _behind_an_entra_outage_page(emu: Emulator, monkeypatch: pytest.MonkeyPatch, **attributes: str) -> Platform:
+    """A Workload Identity platform (no keyless variables from the environment) whose every
+    token request gets an HTML 503 page."""
     from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
 
     from ..test_keyless_auth import wi_platform
 
     for name in MANAGED_IDENTITY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    platform = wi_platform(emu, emu.write_federated_token(), Max_Retries="0", Request_Timeout_Seconds="31.25")
+    platform = wi_platform(emu, emu.write_federated_token(), **attributes)
     emu.inject(HtmlPage(503), kind="entra.token", times=None)
+    return platform
+
+
+def test_an_entra_outage_page_while_a_workload_identity_batch_runs_keeps_polling(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """azure-identity keeps neither the status nor the page's content type here: the page alone tells an outage."""
+    platform = _behind_an_entra_outage_page(emu, monkeypatch, Max_Retries="0", Request_Timeout_Seconds="31.25")
     result = pm.hook.get_status(platform=platform, job=job(BATCH, "gpt-4o::batch"), run_id="batch_still_running")
     message = result.message or ""
     assert result.status == "Unknown", message
@@ -508,14 +515,7 @@ def test_a_submit_during_an_entra_outage_page_fails_once_max_retries_is_spent(
     pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Transient for polling, yet nothing was created: the submit ends Failed, never retrying past Max Retries."""
-    from polysync_azure_openai.identity import MANAGED_IDENTITY_VARIABLES
-
-    from ..test_keyless_auth import wi_platform
-
-    for name in MANAGED_IDENTITY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    platform = wi_platform(emu, emu.write_federated_token(), Max_Retries="1", Request_Timeout_Seconds="31.125")
-    emu.inject(HtmlPage(503), kind="entra.token", times=None)
+    platform = _behind_an_entra_outage_page(emu, monkeypatch, Max_Retries="1", Request_Timeout_Seconds="31.125")
     result = submit(pm, platform, emu.add_file(jsonl(1)))
     message = result.message or ""
     assert result.status == "Failed", message
