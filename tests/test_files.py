@@ -18,7 +18,7 @@ import pytest
 import trustme
 
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.emulator.faults import Status, TruncatedBody
+from polysync_azure_openai.emulator.faults import DropFields, Status, TruncatedBody
 from polysync_azure_openai.emulator.server import Exchange
 from polysync_azure_openai.errors import AzureServiceError, ConfigurationError, TransportError
 from polysync_azure_openai.files import FileInfo, FilesApi, newest_named
@@ -249,6 +249,15 @@ def test_a_lost_upload_answer_is_looked_up_by_name_not_sent_again(tmp_path: Path
     assert len(uploads) == 1  # stored once; the lost answer was found by the file's name
     assert emu.file(info.id)["filename"] == "requests.jsonl"
     assert [f.id for f in api(emu).listing() if f.filename == "requests.jsonl"] == [info.id]
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_file_list_without_last_id_still_lists_every_file(emu: Emulator, count: int) -> None:
+    # Azure's own REST example puts last_id inside an item (wire-samples): without a top-level
+    # last_id the page's last item is the cursor, and a one-file page is listed like any other.
+    made = {emu.add_file(LINE + "\n", filename=f"in-{i}.jsonl") for i in range(count)}
+    emu.inject(DropFields("last_id"), kind="files.list", times=None)
+    assert {f.id for f in api(emu).listing()} == made
 
 
 class ListLags:

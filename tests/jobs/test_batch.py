@@ -18,7 +18,7 @@ import trustme
 
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.emulator.faults import HtmlPage, Status
+from polysync_azure_openai.emulator.faults import DropFields, HtmlPage, Status
 from polysync_azure_openai.jobs import BATCH
 
 from ..conftest import job, sp_platform
@@ -258,6 +258,20 @@ def test_lost_create_response_gives_one_batch(pm: pluggy.PluginManager, emu: Emu
     assert any("after" in r.query for r in lists)  # it paged
     # and the host's re-submit lands on the same batch
     assert submit(pm, platform, file_id, run_key="lost-answer").run_id == result.run_id
+
+
+def test_a_lost_create_is_found_past_the_first_page_when_the_list_has_no_last_id(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """Without a top-level last_id (Azure's REST example puts it inside an item), the look-up pages
+    on from the page's last batch, finds the lost create and creates nothing twice."""
+    file_id = emu.add_file(jsonl(2))
+    emu.lose_next_batch_create(newer_batches=150)
+    emu.inject(DropFields("last_id"), kind="batches.list", times=None)
+    result = submit(pm, sp_platform(emu), file_id, run_key="lost-answer")
+    assert result.status == "Running", result.message
+    assert [r.kind for r in emu.requests].count("batches.create") == 1
+    assert any("after" in r.query for r in emu.requests if r.kind == "batches.list")
 
 
 def test_unknown_file_is_failed_before_any_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
