@@ -101,6 +101,15 @@ ROWS = [
         ("'OpenAI Endpoint'", "user info"),
     ),
     Row("endpoint-query", "platform", "OpenAI Endpoint", "https://127.0.0.1:1/?x=1", KEEP, ("'OpenAI Endpoint'", "query")),
+    # A bare "?" leaves urlsplit's query empty: it is still a query string.
+    Row(
+        "endpoint-bare-query",
+        "platform",
+        "OpenAI Endpoint",
+        "https://127.0.0.1:1/aoai?",
+        KEEP,
+        ("'OpenAI Endpoint'", "query string"),
+    ),
     Row("endpoint-fragment", "platform", "OpenAI Endpoint", "https://127.0.0.1:1/#x", KEEP, ("'OpenAI Endpoint'", "fragment")),
     Row("endpoint-dotdot", "platform", "OpenAI Endpoint", "https://127.0.0.1:1/a/../b", KEEP, ("'OpenAI Endpoint'", "'..'")),
     Row(
@@ -208,6 +217,15 @@ ROWS = [
         "/var/run/secrets/azure/tokens/azure-identity-token",
         KEEP,
         ("'Token File Path'", "does not exist on this worker", "Mount the federated token"),
+        method="Workload Identity",
+    ),
+    Row(
+        "token-file-missing-long-path",
+        "platform",
+        "Token File Path",
+        "/" + "t" * 300,
+        KEEP,
+        ("'Token File Path'", f"names '/{'t' * 199}...', a file that does not exist on this worker"),
         method="Workload Identity",
     ),
     Row(

@@ -260,9 +260,7 @@ def test_lost_create_response_gives_one_batch(pm: pluggy.PluginManager, emu: Emu
     assert submit(pm, platform, file_id, run_key="lost-answer").run_id == result.run_id
 
 
-def test_a_lost_create_is_found_past_the_first_page_when_the_list_has_no_last_id(
-    pm: pluggy.PluginManager, emu: Emulator
-) -> None:
+def test_a_lost_create_is_found_past_the_first_page_when_the_list_has_no_last_id(pm: pluggy.PluginManager, emu: Emulator) -> None:
     """Without a top-level last_id (Azure's REST example puts it inside an item), the look-up pages
     on from the page's last batch, finds the lost create and creates nothing twice."""
     file_id = emu.add_file(jsonl(2))
