@@ -327,7 +327,11 @@ def test_an_api_key_that_cannot_be_a_header_is_refused_before_any_request(
             run_key="r1",
         )
     message = str(info.value)
-    assert "'API Key'" in message and "Paste exactly one key" in message
+    assert message == (
+        "Platform 'emulator-key': attribute 'API Key' contains spaces, line breaks, control or non-ASCII characters, "
+        "so it cannot be sent as the api-key header (Key 1 and Key 2 pasted together?). "
+        "Paste exactly one key from the resource's Keys and Endpoint page."
+    )
     assert "0123456789" not in message and "fedcba" not in message  # never quotes the secret
     assert emu.requests == []
     # The valid twin: the emulator's own key reaches it.
