@@ -11,6 +11,7 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Deployment, Emulator
+from polysync_azure_openai.emulator.faults import DropFields
 from polysync_azure_openai.errors import ConfigurationError, TransportError
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
@@ -221,6 +222,14 @@ def test_missing_reader_role_is_a_clear_error(pm: pluggy.PluginManager, emu: Emu
     assert "403" in message and "AuthorizationFailed" in message
     # The hook's error carries the same advice as the CLI's check, not only the status.
     assert "Fix: grant the identity the 'Reader' role" in message, message
+
+
+def test_a_listing_without_a_value_list_is_a_malformed_listing(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.inject(DropFields("value"), kind="arm.deployments")
+    with pytest.raises(TransportError) as info:
+        imported(pm, sp_platform(emu))
+    assert info.value.detail.code == "MalformedListing"  # the code an operator can search for
+    assert "HTTP 200 MalformedListing: Listing deployments: the answer has no 'value' list" in str(info.value)
 
 
 def test_next_link_to_another_host_is_never_followed(pm: pluggy.PluginManager, emu: Emulator) -> None:
