@@ -218,6 +218,26 @@ def test_an_item_s_own_limits_and_effort_reach_its_line(pm: pluggy.PluginManager
     assert [(b.get("max_completion_tokens"), b["reasoning_effort"]) for b in bodies] == [(10_000_000, "low"), (None, "high")]
 
 
+def test_an_item_s_empty_or_null_system_prompt_drops_the_job_s_default(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """README: each item key overrides the job attribute, and "system_prompt": "" drops the default."""
+    requests = [
+        {"user_prompt": "a"},
+        {"user_prompt": "b", "system_prompt": ""},
+        {"user_prompt": "c", "system_prompt": None},
+        {"user_prompt": "d", "system_prompt": "Be brief."},
+    ]
+    result = call(pm, emu, requests, {"OpenAI System Prompt": "Be kind."})
+    assert result.status == "Running", result.message
+    (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
+    bodies = [json.loads(line)["body"] for line in emu.file_content(upload["id"]).decode().splitlines()]
+    assert [[(m["role"], m["content"]) for m in b["messages"]] for b in bodies] == [
+        [("system", "Be kind."), ("user", "a")],
+        [("user", "b")],
+        [("user", "c")],
+        [("system", "Be brief."), ("user", "d")],
+    ]
+
+
 @pytest.mark.parametrize("per_batch,rows,limit", [(1, 21, "1 request"), (2, 41, "2 requests")])
 def test_more_than_20_shards_names_both_shard_limits_and_the_fix(
     pm: pluggy.PluginManager, emu: Emulator, per_batch: int, rows: int, limit: str
