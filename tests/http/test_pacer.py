@@ -499,3 +499,15 @@ def test_a_budget_that_covers_every_call_waiting_lets_them_all_go_unspread() -> 
         caller.join(timeout=10)
     assert went_together
     assert [isinstance(gate, pacer.Admission) and not gate.probe for gate in gates[1:]] == [True, True]
+
+
+def test_at_the_lane_bound_a_known_deployment_keeps_its_lane_and_only_a_new_one_starts_over() -> None:
+    """A lane holds what Azure taught about its deployment (pauses, budgets): reaching MAX_LANES
+    must not forget it for a deployment already known, only make room for a new one."""
+    lanes = pacer._Lanes()
+    first = lanes.get("https://a.example", "d0")
+    for i in range(1, pacer.MAX_LANES):
+        lanes.get("https://a.example", f"d{i}")
+    assert lanes.get("https://a.example", "d0") is first  # at the bound, still its own lane
+    lanes.get("https://a.example", "new")  # past the bound: the lanes start over
+    assert lanes.get("https://a.example", "d0") is not first
