@@ -171,7 +171,7 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
     # so that no log record or message of the plugin carries them.
     detail = Redactor.of(auth.secrets).detail(detail)
     if isinstance(exc, ServiceRequestError) or not isinstance(exc, ClientAuthenticationError):
-        return TransportError(detail, transient=True, sent=False)
+        return TransportError(detail, transient=True)
     # A page without a status cannot be told from an outage: transient, so that a running batch
     # is polled on (Unknown) rather than ended; a submit still fails once Max Retries is spent.
     transient = (status is None and page) or (status is not None and (status == 429 or status >= 500))

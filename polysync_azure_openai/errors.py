@@ -89,8 +89,3 @@ class AzureServiceError(RemoteError):
 
 class TransportError(RemoteError):
     """No usable HTTP answer: connection refused or reset, timeout, redirect, unreadable body."""
-
-    def __init__(self, detail: ErrorDetail, *, transient: bool = False, sent: bool = True) -> None:
-        super().__init__(detail, transient=transient)
-        #: False when the request provably never left this process (safe to send again).
-        self.sent = sent

@@ -214,7 +214,7 @@ class HttpClient:
                 None, outcome.code, f"{outcome.reason} ({_origin(url)})", client_request_id, attempt.number, fix=outcome.fix
             )
             transient = outcome.transport in (Transport.NOT_SENT, Transport.MAYBE_PROCESSED)
-            error = TransportError(detail, transient=transient, sent=outcome.transport is not Transport.NOT_SENT)
+            error = TransportError(detail, transient=transient)
         else:
             error = _status_error(outcome, client_request_id, attempt.number, self._secrets)
         return MayExist(error) if isinstance(decision, LookUp) else error
@@ -271,7 +271,7 @@ def _refused(refusal: pacer.Refusal, client_request_id: str, attempt: Attempt) -
     throttle = refusal.throttle
     if throttle is None:
         detail = ErrorDetail(None, "QuotaWait", refusal.reason, client_request_id, attempts)
-        return TransportError(detail, transient=True, sent=False)
+        return TransportError(detail, transient=True)
     message = f"{throttle.message} [{refusal.reason}]"
     detail = ErrorDetail(429, throttle.code, message, throttle.request_id, attempts, retry_after=throttle.asked)
     return AzureServiceError(detail, transient=True)
