@@ -102,6 +102,8 @@ def test_attempt_counts_retries_and_waiting_but_not_the_renewal() -> None:
     # Held back by the quota before it was sent: waiting, but no retry.
     held = waited.held(2.0)
     assert (held.number, held.waited) == (3, 5.5) and held.held(0.0) == held
+    # However short the hold: it counts against the budget of waiting.
+    assert held.held(0.25).waited == 5.75
 
 
 @pytest.mark.parametrize("old,new", [(RetryMode.READ, IDEM), (RetryMode.POST, IDEM), (RetryMode.ONCE, CREATE)])

@@ -75,6 +75,8 @@ def test_a_window_is_learnt_from_two_resets_and_predicted_late_not_early() -> No
     assert window.next(12.5) == pytest.approx(14.2)  # the latest reset plus the longest window
     assert window.next(14.3) == pytest.approx(16.3)
     assert not window.passed(12.1, 14.1) and window.passed(12.1, 14.25)
+    # The predicted resets count too: 14.2 falls after 14.0, and 16.3 after 14.25.
+    assert window.passed(14.0, 14.25) and window.passed(14.25, 16.35) and not window.passed(14.25, 16.2)
 
 
 def test_the_same_reset_seen_twice_teaches_nothing() -> None:
@@ -90,6 +92,14 @@ def test_resets_windows_apart_narrow_the_window() -> None:
     window.learn(12.0, 12.1)  # 1.9 to 2.1
     window.learn(18.0, 18.05)  # three windows on: 1.983 to 2.017, within what was known
     assert window.next(18.5) == pytest.approx(18.05 + (18.05 - 12.0) / 3)
+
+
+def test_a_looser_reset_windows_apart_keeps_the_narrower_bound() -> None:
+    window = Window()
+    window.learn(10.0, 10.1)
+    window.learn(12.0, 12.05)  # 1.9 to 2.05
+    window.learn(16.0, 16.2)  # two windows on: 1.975 to 2.1, so the window is 1.975 to 2.05
+    assert window.next(16.5) == pytest.approx(16.2 + 2.05)
 
 
 def test_evidence_against_the_window_starts_over() -> None:
