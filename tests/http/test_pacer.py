@@ -432,15 +432,22 @@ def test_a_call_waiting_for_the_probes_answer_is_refused_when_its_own_budget_run
     assert lane.stats.refused == 1
 
 
-@pytest.mark.parametrize("status", [503, None], ids=["503", "no-answer"])
-def test_a_probe_that_learnt_nothing_leaves_the_next_call_to_probe_again(status: int | None) -> None:
+@pytest.mark.parametrize(
+    "status,headers",
+    [(503, {}), (500, {"x-ratelimit-remaining-requests": "5"}), (None, None)],
+    ids=["503", "500-with-remaining-headers", "no-answer"],
+)
+def test_a_probe_that_learnt_nothing_leaves_the_next_call_to_probe_again(
+    status: int | None, headers: dict[str, str] | None
+) -> None:
     """After a pause only an answer that says something (a 2xx, or a 4xx with remaining headers)
-    lets the calls go together again; a 5xx or a lost answer hands the probe to the next call."""
+    lets the calls go together again; a 5xx (whatever its headers) or a lost answer hands the
+    probe to the next call."""
     lane, clock = paused_lane("retry-after-ms: '5000'", 5.0)
     clock.now += 5
     probe = lane.enter(lane.ticket(), 10, 120.0)
     assert isinstance(probe, pacer.Admission) and probe.probe
-    lane.leave(probe, status, {} if status is not None else None)
+    lane.leave(probe, status, headers)
     again = lane.enter(lane.ticket(), 10, 120.0)
     assert isinstance(again, pacer.Admission) and again.probe
     assert lane.stats.probes == 2
