@@ -185,6 +185,8 @@ def test_a_lost_chat_answer_is_sent_again_within_max_retries(
     result = chat(pm, emu, Max_Retries=max_retries)
     assert result.status == "Failed" and "connection was closed" in result.message, result.message
     assert lost.hits == sent == kinds(emu, "chat")
+    # The failure counts the attempts it took, as a status failure does.
+    assert (f"after {sent} attempts" in result.message) == (sent > 1), result.message
 
 
 def test_reads_are_retried_after_a_lost_answer(pm: pluggy.PluginManager, emu: Emulator) -> None:
