@@ -10,7 +10,8 @@ import pytest
 
 from polysync_azure_openai.emulator import Deployment, Emulator
 from polysync_azure_openai.emulator import faults as f
-from polysync_azure_openai.errors import ErrorDetail
+from polysync_azure_openai.errors import ErrorDetail, TransportError
+from polysync_azure_openai.http import create
 from polysync_azure_openai.http.azure_errors import RetryHint
 from polysync_azure_openai.http.client import _with_quota_note
 from polysync_azure_openai.http.decide import GiveUp
@@ -184,3 +185,20 @@ def test_a_final_429_after_the_retries_says_what_azure_sent(hint: RetryHint, not
     noted = _with_quota_note(detail, hint, GiveUp("Max Retries (1) used up"), 120.0)
     assert noted.message == f"Rate limit reached. [{note}]"
     assert noted.retry_after == hint.seconds
+
+
+def test_a_look_up_whose_window_has_run_out_looks_once_and_never_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an unknown create, the look-ups stop once the next pause would end past the window:
+    with no window left, one look-up that finds nothing says nothing was made."""
+    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)
+    looked: list[int] = []
+
+    def find() -> str | None:
+        looked.append(1)
+        if len(looked) > 1:
+            raise AssertionError("looked again after the window")
+        return None
+
+    unknown = TransportError(ErrorDetail(None, "ConnectionError", "the answer was lost", None), transient=True)
+    assert create.look_up(find, unknown, "Look for it by hand.") is None
+    assert len(looked) == 1
