@@ -143,6 +143,29 @@ def test_wrong_secret_is_a_failed_run_with_the_entra_error(pm: pluggy.PluginMana
     assert not [r for r in emu.requests if r.kind == "chat"]
 
 
+@pytest.mark.parametrize(
+    "description,shown,cut",
+    [
+        ("AADSTS7000215: Invalid client secret provided.", "AADSTS7000215: Invalid client secret provided. Fix: ", None),
+        ("AADSTS50000: " + "word " * 200 + "the end.", "AADSTS50000: word word", "the end"),
+    ],
+    ids=["full-stop-not-doubled", "long-text-cut"],
+)
+def test_entras_words_are_quoted_once_closed_and_cut_when_long(
+    pm: pluggy.PluginManager, emu: Emulator, description: str, shown: str, cut: str | None
+) -> None:
+    """Entra's error_description reads as one sentence of the message (its full stop not doubled
+    before the fix), and a long one is cut to about 600 characters."""
+    from polysync_azure_openai.emulator.faults import Status
+
+    emu.inject(Status(400, body={"error": "invalid_client", "error_description": description}), kind="entra.token")
+    result = chat(pm, sp_platform(emu, Max_Retries="0"))
+    assert result.status == "Failed" and shown in result.message and ".." not in result.message.replace("...", ""), result.message
+    quoted = result.message.split(f"token for {DATA_SCOPE} failed: ")[1].split(" Fix: ")[0]
+    assert len(quoted) <= 620, result.message
+    assert cut is None or cut not in result.message
+
+
 def test_polysync_service_principal_uses_the_hosts_credential(pm: pluggy.PluginManager, emu: Emulator) -> None:
     from azure.identity import ClientSecretCredential
 
