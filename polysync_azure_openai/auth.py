@@ -165,7 +165,7 @@ def _token_error(exc: Exception, auth: AuthConfig, scope: str) -> Exception:
         source = "the managed identity endpoint" if auth.method == MANAGED_IDENTITY else f"the authority {auth.authority}"
         text = f"{source} did not answer with JSON (a redirect, a proxy's sign-in or error page, or an outage page)"
         code = "NonJsonTokenAnswer"
-    message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text).rstrip('.')}"
+    message = f"Getting a Microsoft Entra token for {scope} failed: {_first_lines(text)}"
     detail = ErrorDetail(status, code, message, trace.group(1) if trace else None, fix=token_advice(code, text, auth, status))
     # The authority's words may echo the form it was sent (the client secret): scrub them here,
     # so that no log record or message of the plugin carries them.
@@ -190,7 +190,8 @@ def _not_json(exc: BaseException) -> bool:
 
 
 def _first_lines(text: str, limit: int = 600) -> str:
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    """``text`` on one line without its closing full stop, cut at ``limit`` characters ("..." marks the cut)."""
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip()).rstrip(".")
     return text if len(text) <= limit else text[:limit] + "..."
 
 

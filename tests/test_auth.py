@@ -166,6 +166,16 @@ def test_entras_words_are_quoted_once_closed_and_cut_when_long(
     assert cut is None or cut not in result.message
 
 
+def test_a_cut_of_entras_words_is_marked(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The "..." of a cut survives the closing full stop's removal: the operator sees words are missing."""
+    from polysync_azure_openai.emulator.faults import Status
+
+    description = "AADSTS50000: " + "word " * 200 + "the end."
+    emu.inject(Status(400, body={"error": "invalid_client", "error_description": description}), kind="entra.token")
+    result = chat(pm, sp_platform(emu, Max_Retries="0"))
+    assert result.status == "Failed" and re.search(r"word w?o?r?d?\.\.\.", result.message), result.message
+
+
 def test_polysync_service_principal_uses_the_hosts_credential(pm: pluggy.PluginManager, emu: Emulator) -> None:
     from azure.identity import ClientSecretCredential
 
