@@ -193,6 +193,30 @@ def test_polysync_service_principal_uses_the_hosts_credential(pm: pluggy.PluginM
     assert any(jobs)
 
 
+def test_a_host_credential_chain_meeting_a_sign_in_page_says_no_json_came(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A ChainedTokenCredential (as DefaultAzureCredential) quotes its members' failures in a new
+    error that keeps no cause: the JSON error is known only by its words, which tell an operator nothing."""
+    from azure.identity import ChainedTokenCredential, ClientSecretCredential
+
+    from polysync_azure_openai.emulator.faults import HtmlPage
+
+    member = ClientSecretCredential(
+        emu.tenant_id, emu.client_id, emu.client_secret, authority=emu.url, disable_instance_discovery=True
+    )
+    attributes = {k: v for k, v in emulator_attributes(emu).items() if k not in ("Tenant Id", "Client Id", "Client Secret")}
+    attributes["Max Retries"] = "0"
+    platform = Platform(
+        name="host-chain",
+        auth_method="Polysync Service Principal",
+        attributes=attributes,
+        credential=ChainedTokenCredential(member),
+    )
+    emu.inject(HtmlPage(200), kind="entra.token")
+    result = chat(pm, platform)
+    assert result.status == "Failed"
+    assert "did not answer with JSON" in result.message and "Expecting value" not in result.message, result.message
+
+
 def test_polysync_service_principal_without_credential_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = Platform(name="p", auth_method="Polysync Service Principal", attributes=emulator_attributes(emu))
     with pytest.raises(ConfigurationError, match="host passed no credential"):
