@@ -249,3 +249,12 @@ def test_more_than_20_shards_names_both_shard_limits_and_the_fix(
         " Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'."
     )
     assert emu.requests == []
+
+
+def test_a_custom_id_of_the_default_form_past_the_last_item_clashes_with_nothing(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """'row-2' in a run of two items is no item's default: it is sent as given."""
+    result = call(pm, emu, [{"user_prompt": "a", "custom_id": "row-2"}, "b"], {})
+    assert result.status == "Running", result.message
+    (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
+    ids = [json.loads(line)["custom_id"] for line in emu.file_content(upload["id"]).decode().splitlines()]
+    assert ids == ["row-2", "row-1"]
