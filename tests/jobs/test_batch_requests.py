@@ -152,6 +152,10 @@ def test_an_items_bad_option_is_refused_word_for_word(
         {"OpenAI Response Format": '{"type": "object", "properties": {"a": {"type": "string"}}}'},
         {"Model Name": "o3-mini", "OpenAI Reasoning Effort": "low", "OpenAI Max Tokens": "9"},
         {"OpenAI Batch Endpoint": "/embeddings"},
+        # Texts equal to the template's own placeholders, before and after the prompt.
+        {"OpenAI System Prompt": "\ue000text\ue001"},
+        {"OpenAI System Prompt": "\ue000id\ue001"},
+        {"OpenAI Response Format": '{"type": "object", "properties": {"a": {"enum": ["\ue000text\ue001", "\ue000id\ue001"]}}}'},
     ],
 )
 def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[str, str]) -> None:
@@ -166,7 +170,16 @@ def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[s
     builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
     for index, text in enumerate(
-        ["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f", "\x7f ÿ", "é\\", ' \t"']
+        [
+            "plain",
+            'a "quoted" \\ back\nslash\t',
+            "ünï 🙂 \u2028 </script>",
+            "\x00\x1f",
+            "\x7f ÿ",
+            "é\\",
+            ' \t"',
+            "\ue000text\ue001",
+        ]
     ):
         general = encode(builder, index, builder.line(index, {key: text})[1])
         assert builder.plain_line(index, text) == general
