@@ -117,14 +117,22 @@ class LineBuilder:
         Rows from an upstream task are mostly plain strings; writing them from this template
         costs one escape of the text instead of an encoder walk over a dict per line, and
         gives the very bytes the general path gives (a test compares them).
+
+        The probe must be no other string of the line (a system prompt or a schema value may be
+        any text, the probe too): it grows until it is. The custom_id is the line's first key, so
+        its sentinel's first occurrence is its place.
         """
         probe = "\ue000text\ue001"
-        line = self._line(0, probe)[1]
-        line["custom_id"] = "\ue000id\ue001"
-        text = _ENCODER.encode(line)
-        head, rest = text.split(_ENCODER.encode(line["custom_id"]))
-        middle, tail = rest.split(_ENCODER.encode(probe))
-        return (head + '"row-').encode(), ('"' + middle + '"').encode(), ('"' + tail + "\n").encode()
+        while True:
+            line = self._line(0, probe)[1]
+            line["custom_id"] = "\ue000id\ue001"
+            text = _ENCODER.encode(line)
+            head, rest = text.split(_ENCODER.encode(line["custom_id"]), 1)
+            parts = rest.split(_ENCODER.encode(probe))
+            if len(parts) == 2:
+                middle, tail = parts
+                return (head + '"row-').encode(), ('"' + middle + '"').encode(), ('"' + tail + "\n").encode()
+            probe += "\ue001"
 
     def plain_line(self, index: int, text: str) -> bytes:
         """A string item's line: the template filled, with the general path's checks."""

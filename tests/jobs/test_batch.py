@@ -7,6 +7,7 @@ dated API's batches, and the RunIds 0.1.0 issued for them, have their own sectio
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -100,6 +101,7 @@ def test_a_batch_through_every_running_state_to_success(pm: pluggy.PluginManager
     assert result.status == "Success"
     out = result.outputs
     assert (out["request_counts_total"], out["request_counts_completed"], out["request_counts_failed"]) == (300, 299, 1)
+    assert f"Batch {submitted.run_id} completed: 300 of 300 requests done, 1 failed" in result.message
     assert out["output_file_id"].startswith("file-") and out["error_file_id"].startswith("file-")
     assert result.ended_at is not None and result.ended_at >= result.started_at
     output_lines = [json.loads(line) for line in emu.file_content(out["output_file_id"]).decode().splitlines()]
@@ -245,16 +247,22 @@ def test_same_run_key_twice_gives_one_batch(pm: pluggy.PluginManager, emu: Emula
     assert other.run_id != first.run_id
 
 
-def test_lost_create_response_gives_one_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
+def test_lost_create_response_gives_one_batch(pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
     platform = sp_platform(emu)
     file_id = emu.add_file(jsonl(5))
     emu.lose_next_batch_create(newer_batches=150)  # the scan has to page past them
-    result = submit(pm, platform, file_id, run_key="lost-answer")
+    with caplog.at_level(logging.WARNING):
+        result = submit(pm, platform, file_id, run_key="lost-answer")
+    # The operator's warning names the operation whose outcome is unknown, as a sentence.
+    assert any(
+        m.startswith("Creating the batch: ") and m.endswith("; looking for it before creating again") for m in caplog.messages
+    )
     assert result.status == "Running"
     mine = [b for b in (emu.batch(i) for i in emu.batches) if (b.get("metadata") or {}).get("polysync_run_key") == "lost-answer"]
     assert [b["id"] for b in mine] == [result.run_id]
     assert [r.kind for r in emu.requests].count("batches.create") == 1
     lists = [r for r in emu.requests if r.kind == "batches.list"]
+    assert "after" not in lists[0].query  # the first page is asked from the start, with no empty cursor
     assert any("after" in r.query for r in lists)  # it paged
     # and the host's re-submit lands on the same batch
     assert submit(pm, platform, file_id, run_key="lost-answer").run_id == result.run_id

@@ -164,6 +164,14 @@ def test_a_0_1_0_file_run_with_an_id_twice_gives_both_rows_and_embeddings(emu: E
     assert out["results"][0]["error"] == {"code": "UnexpectedResponse", "message": "no embedding"}
 
 
+def test_an_embedding_row_takes_the_item_of_index_0_wherever_the_answer_lists_it(emu: Emulator) -> None:
+    data = [{"index": 1, "embedding": [9.0]}, {"index": 0, "embedding": [0.5, -0.25]}]
+    output = lines({"custom_id": "row-0", "response": {"status_code": 200, "body": {"data": data}}})
+    plan = JoinPlan(False, True, "n", (ShardFiles(1, 0, 1, None, stored(emu, output), None),))
+    (row,) = join(emu, plan)["results"]
+    assert (row["status"], row["embedding"]) == ("succeeded", [0.5, -0.25])
+
+
 @pytest.mark.parametrize("room", [0, 1])
 def test_results_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator, room: int) -> None:
     output = lines(*(answer(f"row-{i}", "word " * i) for i in reversed(range(40))))

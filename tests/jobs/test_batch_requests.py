@@ -152,6 +152,10 @@ def test_an_items_bad_option_is_refused_word_for_word(
         {"OpenAI Response Format": '{"type": "object", "properties": {"a": {"type": "string"}}}'},
         {"Model Name": "o3-mini", "OpenAI Reasoning Effort": "low", "OpenAI Max Tokens": "9"},
         {"OpenAI Batch Endpoint": "/embeddings"},
+        # Texts equal to the template's own placeholders, before and after the prompt.
+        {"OpenAI System Prompt": "\ue000text\ue001"},
+        {"OpenAI System Prompt": "\ue000id\ue001"},
+        {"OpenAI Response Format": '{"type": "object", "properties": {"a": {"enum": ["\ue000text\ue001", "\ue000id\ue001"]}}}'},
     ],
 )
 def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[str, str]) -> None:
@@ -166,7 +170,16 @@ def test_a_string_item_is_written_as_its_object_form_would_be(attributes: dict[s
     builder = LineBuilder(JobInput(job), config, "d", config.surface.batch_endpoint(endpoint), endpoint)
     key = "user_prompt" if endpoint == "/chat/completions" else "input"
     for index, text in enumerate(
-        ["plain", 'a "quoted" \\ back\nslash\t', "ünï 🙂 \u2028 </script>", "\x00\x1f", "\x7f ÿ", "é\\", ' \t"']
+        [
+            "plain",
+            'a "quoted" \\ back\nslash\t',
+            "ünï 🙂 \u2028 </script>",
+            "\x00\x1f",
+            "\x7f ÿ",
+            "é\\",
+            ' \t"',
+            "\ue000text\ue001",
+        ]
     ):
         general = encode(builder, index, builder.line(index, {key: text})[1])
         assert builder.plain_line(index, text) == general
@@ -249,3 +262,12 @@ def test_more_than_20_shards_names_both_shard_limits_and_the_fix(
         " Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'."
     )
     assert emu.requests == []
+
+
+def test_a_custom_id_of_the_default_form_past_the_last_item_clashes_with_nothing(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """'row-2' in a run of two items is no item's default: it is sent as given."""
+    result = call(pm, emu, [{"user_prompt": "a", "custom_id": "row-2"}, "b"], {})
+    assert result.status == "Running", result.message
+    (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
+    ids = [json.loads(line)["custom_id"] for line in emu.file_content(upload["id"]).decode().splitlines()]
+    assert ids == ["row-2", "row-1"]

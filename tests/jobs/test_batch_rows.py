@@ -130,6 +130,8 @@ def test_rows_in_rows_out_in_input_order(pm: pluggy.PluginManager, emu: Emulator
     assert out["output_file_ids"] == [batch_now(emu, batch["id"])["output_file_id"]]
     assert out["output_file_id"] == out["output_file_ids"][0]  # one shard: the 0.1.0 outputs name its files
     assert (out["request_counts_total"], out["request_counts_completed"], out["request_counts_failed"]) == (6, 4, 2)
+    assert "6 of 6 requests done, 2 failed, in 1 shard: 1 completed." in done.message
+    assert f"Rows: 3 succeeded, 1 failed, 2 content filtered, 0 missing; {out['total_tokens']:,} tokens." in done.message
     # Later reads return identical outputs.
     assert status(pm, platform, submitted.run_id).outputs == out
 
@@ -527,6 +529,7 @@ def test_an_expired_run_of_rows_fails_and_ends_when_its_batch_expired(pm: pluggy
     assert "1 expired" in result.message
     (batch,) = run_batches(emu, "run-1")
     assert batch["status"] == "expired" and result.ended_at == at(batch["expired_at"])
+    assert f"Shard 1: Batch {batch['id']} expired before it finished (completion window 24h)" in result.message
 
 
 def test_an_output_file_gone_before_the_join_is_named_in_the_message(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -557,6 +560,7 @@ def test_rows_from_an_error_file_alone_are_written(emu: Emulator) -> None:
     tally = write_jsonl(plan, files, out, redactor_for(files.config))
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(r["custom_id"], r["status"]) for r in rows] == [("row-0", "failed"), ("row-1", "failed")]
+    assert [r["error"] for r in rows] == [{"code": "bad", "message": "no 0"}, {"code": "bad", "message": "no 1"}]
     assert tally.counts == {"succeeded": 0, "failed": 2, "content_filtered": 0, "missing": 0}
 
 
@@ -582,3 +586,13 @@ def test_input_files_processed_within_the_minute_are_created_at_submit(pm: plugg
     emu.clock_step_per_request = 0
     assert submitted.status in ("Running", "Success"), submitted.message  # Azure's clock ran on: done already
     assert sorted(b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1")) == ["1/2", "2/2"], submitted.message
+
+
+def test_an_input_file_azure_refused_fails_the_run_with_azures_detail(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A re-submit reuses the shard's file by name; Azure's processing had refused it: no batch, Failed."""
+    emu.add_file("{}\n", purpose="batch", filename=file_prefix("run-1") + "1.jsonl", status="error")
+    result = submit(pm, sp_platform(emu), prompts(3))
+    assert result.status == "Failed", result.message
+    assert "1 input file refused" in result.message
+    assert "Azure refused shard 1's input file: The status was set by the test." in result.message
+    assert run_batches(emu, "run-1") == []

@@ -152,3 +152,11 @@ def test_an_answer_missing_one_input_is_failed(pm: pluggy.PluginManager, emu: Em
     emu.inject(faults.Status(200, body=partial), kind="embeddings")
     result = embed(pm, emu, {"inputs": ["a", "b"]})
     assert result.status == "Failed" and "has no embedding array for input 1" in result.message
+
+
+def test_a_single_inputs_answer_without_a_vector_names_no_input_number(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    base64 = {"object": "list", "data": [{"index": 0, "embedding": "AAAAPw=="}], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+    emu.inject(faults.Status(200, body=base64), kind="embeddings")
+    result = embed(pm, emu, {"input": "a"})
+    assert result.status == "Failed"
+    assert "has no embedding array (base64 encoding is not requested by this plugin)" in result.message

@@ -97,6 +97,14 @@ def test_any_run_key_round_trips(run_key: str) -> None:
     assert run_ids.decode_batch(str(run_id), BATCH) == run_id
 
 
+def test_a_rows_run_id_of_exactly_1024_characters_decodes() -> None:
+    short = run_ids.RowsRunId("d", "/embeddings", "24h", 1, (1,), "cm", "k")
+    room = 1024 - len(str(short)) + 1
+    run_id = run_ids.RowsRunId("d", "/embeddings", "24h", 1, (1,), "cm", "é" * (room // 6) + "k" * (room % 6))
+    assert len(str(run_id)) == 1024
+    assert run_ids.decode_batch(str(run_id), BATCH) == run_id
+
+
 @pytest.mark.parametrize(
     "run_id",
     [
@@ -113,6 +121,8 @@ def test_any_run_key_round_trips(run_key: str) -> None:
         ROWS_EXAMPLE + "#x",
         ROWS_EXAMPLE.replace("gpt-4o-batch#", "gpt 4o#"),
         ROWS_EXAMPLE.replace("host-run-77", "k" * 1000),
+        ROWS_EXAMPLE.replace("#rows#", "#sync#"),  # eight parts, but not the rows form
+        ROWS_EXAMPLE.replace("host-run-77", "%C3%A9" * 168),  # a 168-character run_key, but 1,078 characters
     ],
 )
 def test_rows_run_ids_it_never_issued_are_refused(run_id: str) -> None:
