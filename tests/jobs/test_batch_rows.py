@@ -233,6 +233,9 @@ def test_a_quota_refusal_in_validation_waits_and_resolves(pm: pluggy.PluginManag
     waiting = status(pm, platform, submitted.run_id)
     assert waiting.status == "Running"
     assert "waits for the enqueued-token quota" in waiting.message and "token_limit_exceeded" in waiting.message
+    # The counts lead, then each label's shards, then the waiting shard's note.
+    assert " requests done, 0 failed, in 4 shards: 3 in flight, 1 waiting for quota. Shard 4 waits for" in waiting.message
+    assert waiting.message.startswith(f"{waiting.outputs['request_counts_completed']:,} of 1,000 requests done")
     refused = [b for b in run_batches(emu, "run-1") if b["status"] == "failed"]
     assert [b["errors"]["data"][0]["code"] for b in refused] == ["token_limit_exceeded"]
     assert status(pm, platform, submitted.run_id).status == "Running"  # nothing has finished: no new attempt
@@ -595,4 +598,27 @@ def test_an_input_file_azure_refused_fails_the_run_with_azures_detail(pm: pluggy
     assert result.status == "Failed", result.message
     assert "1 input file refused" in result.message
     assert "Azure refused shard 1's input file: The status was set by the test." in result.message
+    assert run_batches(emu, "run-1") == []
+
+
+def test_a_shard_whose_batch_failed_validation_fails_the_run(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A re-submit reuses the shard's file by name; Azure's validation fails its batch (not for
+    quota): the run is Failed, not a Success of no rows."""
+    emu.add_file("{}\n", purpose="batch", filename=file_prefix("run-1") + "1.jsonl", status="processed")
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(3))
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    (batch,) = run_batches(emu, "run-1")
+    assert batch["status"] == "failed"
+    assert done.status == "Failed", done.message
+    assert "in 1 shard: 1 failed." in done.message and f"Shard 1: Batch {batch['id']} failed" in done.message
+
+
+def test_a_fail_fast_refusal_with_nothing_in_flight_fails_the_run_at_submit(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The refusal's marker is read back at once: submit already knows nothing will free the quota."""
+    emu.set_batch_token_quota("gpt-4o-batch", 10, fail_fast=True)  # not even one shard fits
+    result = submit(pm, sp_platform(emu), prompts(20))
+    assert result.status == "Failed", result.message
+    assert "in 1 shard: 1 refused for quota." in result.message
+    assert "Shard 1 of 1 was refused while nothing else of the run was in flight" in result.message
     assert run_batches(emu, "run-1") == []
