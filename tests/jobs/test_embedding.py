@@ -154,9 +154,23 @@ def test_an_answer_missing_one_input_is_failed(pm: pluggy.PluginManager, emu: Em
     assert result.status == "Failed" and "has no embedding array for input 1" in result.message
 
 
-def test_a_single_inputs_answer_without_a_vector_names_no_input_number(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    base64 = {"object": "list", "data": [{"index": 0, "embedding": "AAAAPw=="}], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
-    emu.inject(faults.Status(200, body=base64), kind="embeddings")
+@pytest.mark.parametrize("embedding", ["AAAAPw==", [], ["0.5"]], ids=["base64", "empty", "not-numbers"])
+def test_a_single_inputs_answer_without_a_vector_names_no_input_number(
+    pm: pluggy.PluginManager, emu: Emulator, embedding: object
+) -> None:
+    answer = {"object": "list", "data": [{"index": 0, "embedding": embedding}], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+    emu.inject(faults.Status(200, body=answer), kind="embeddings")
     result = embed(pm, emu, {"input": "a"})
     assert result.status == "Failed"
     assert "has no embedding array (base64 encoding is not requested by this plugin)" in result.message
+
+
+def test_an_item_of_inputs_may_be_exactly_a_million_characters(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The limit is inclusive: a text of 1,000,000 characters goes to Azure; one more is refused before any call."""
+    at_limit = embed(pm, emu, {"inputs": ["a", "b " * 500_000]}, Model_Name="text-embedding-3-small", OpenAI_Dimensions="1")
+    assert [r.kind for r in emu.requests].count("embeddings") == 1, at_limit.message
+    emu.clear_requests()
+    with pytest.raises(ConfigurationError) as info:
+        embed(pm, emu, {"inputs": ["a", "b " * 500_000 + "c"]})
+    assert "parameter 'inputs', item 1, has 1,000,001 characters, more than the 1,000,000 allowed" in str(info.value)
+    assert emu.requests == []
