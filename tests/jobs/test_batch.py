@@ -20,7 +20,10 @@ import trustme
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator.faults import DropFields, HtmlPage, Status
+from polysync_azure_openai.http import data_plane
 from polysync_azure_openai.jobs import BATCH
+from polysync_azure_openai.jobs.batch_api import BatchApi
+from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import job, sp_platform
 
@@ -278,6 +281,46 @@ def test_a_lost_create_is_found_past_the_first_page_when_the_list_has_no_last_id
     assert result.status == "Running", result.message
     assert [r.kind for r in emu.requests].count("batches.create") == 1
     assert any("after" in r.query for r in emu.requests if r.kind == "batches.list")
+
+
+def test_the_run_key_look_up_walks_at_most_its_limit_of_batches(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The walk stops after `limit` batches, however many more Azure lists (spec §4: at most 1,000)."""
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(1))
+    for key in ("a", "b", "c", "d"):
+        submit(pm, platform, file_id, run_key=key)
+    config = PlatformConfig.from_host(platform)
+    found = list(BatchApi(data_plane(config), config).scan({}, 0, 2))
+    assert [b.run_key for b in found] == ["d", "c"]
+
+
+def test_a_batch_answer_without_a_status_is_unknown_and_says_so(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, emu.add_file(jsonl(1)))
+    emu.inject(DropFields("status"), kind="batches.get")
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Unknown" and result.ended_at is None
+    assert f"Batch {submitted.run_id} has a status this plugin does not know: ''; polling continues." in result.message
+
+
+def test_a_file_runs_json_answers_are_parsed_where_its_lines_asked_for_json(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """A 0.1.0 run from a file: a line whose body asks for a JSON answer gets it parsed, the others not."""
+    systems = [{"role": "system", "content": "Answer in JSON."}, None]
+    content = ""
+    for i, system in enumerate(systems):
+        body: dict = {"model": "gpt-4o-batch", "messages": [{"role": "user", "content": f"Question {i}?"}]}
+        if system is not None:
+            body["messages"].insert(0, system)
+            body["response_format"] = {"type": "json_object"}
+        content += json.dumps({"custom_id": f"task-{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, emu.add_file(content))
+    emu.advance(24 * 3600)
+    done = status(pm, platform, submitted.run_id)
+    assert done.status == "Success", done.message
+    asked, plain = done.outputs["results"]
+    assert asked["status"] == "succeeded" and asked["response_json"] == json.loads(asked["response"])
+    assert plain["status"] == "succeeded" and plain["response_json"] is None
 
 
 def test_unknown_file_is_failed_before_any_batch(pm: pluggy.PluginManager, emu: Emulator) -> None:
