@@ -474,3 +474,24 @@ def test_temperature_on_gpt_5_is_refused_before_any_call(pm: pluggy.PluginManage
         )
     assert "'OpenAI Temperature'" in str(info.value) and "reasoning model" in str(info.value)
     assert emu.requests == []
+
+
+@attrs.frozen
+class JobWithoutExternalId:
+    """A host's job object that carries no ``external_id`` at all."""
+
+    job_type: str
+    name: str
+    attributes: dict[str, str] = attrs.field(factory=dict)
+
+
+def test_a_job_without_an_external_id_or_deployment_name_is_refused_naming_the_fix(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu), job=JobWithoutExternalId(CHAT, "bare"), parameters={"user_prompt": "hi"}, run_key="k"
+        )
+    assert "External Id is '': a deployment name is 1-64 letters" in str(info.value)
+    assert "set 'Deployment Name' to a deployment of the resource" in str(info.value)
+    assert emu.requests == []
