@@ -76,7 +76,7 @@ def write_shards(
         raise job_input.fail(PARAMETER, "is an empty array", "Give at least one request, or do not run the job.")
     if len(value) > MAX_ITEMS:
         raise job_input.fail(PARAMETER, f"has {len(value):,} items, more than {MAX_ITEMS:,}", "Split the rows over several runs.")
-    writer = _ShardWriter(directory, max_requests, max_bytes, lambda number: _too_many(job_input, number, max_requests))
+    writer = _ShardWriter(directory, max_requests, max_bytes, lambda: _too_many(job_input, max_requests))
     own_ids: dict[str, int] = {}
     json_rows = 0
     default_ids = True
@@ -128,7 +128,7 @@ def _default_id_clashes(builder: LineBuilder, items: Sequence[Any], own_ids: dic
                 )
 
 
-def _too_many(job_input: JobInput, number: int, max_requests: int) -> Exception:
+def _too_many(job_input: JobInput, max_requests: int) -> Exception:
     return job_input.fail(
         PARAMETER,
         f"needs more than {MAX_SHARDS} shards (at most {max_requests:,} request{'' if max_requests == 1 else 's'} and "
@@ -140,7 +140,7 @@ def _too_many(job_input: JobInput, number: int, max_requests: int) -> Exception:
 class _ShardWriter:
     """Lines into shard files: a new shard when the next line would pass a limit."""
 
-    def __init__(self, directory: Path, max_requests: int, max_bytes: int, too_many: Callable[[int], Exception]) -> None:
+    def __init__(self, directory: Path, max_requests: int, max_bytes: int, too_many: Callable[[], Exception]) -> None:
         self.directory = directory
         self.max_requests = max_requests
         self.max_bytes = max_bytes
@@ -155,7 +155,7 @@ class _ShardWriter:
         if self._handle is None or self._count == self.max_requests or self._size + len(line) > self.max_bytes:
             self._finish()
             if len(self.shards) == MAX_SHARDS:
-                raise self.too_many(len(self.shards) + 1)
+                raise self.too_many()
             self._path = self.directory / f"shard-{len(self.shards) + 1}.jsonl"
             # Lines are about 2 KB: a buffer of 1 MiB makes one system call of 500 of them.
             self._handle = self._path.open("wb", buffering=WRITE_BUFFER_BYTES)
