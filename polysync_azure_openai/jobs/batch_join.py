@@ -97,10 +97,13 @@ def _join_lines(lines: list[bytes], order: _Order, filled: bytearray, builder: R
 class _Kept:
     """The rows kept for ``results``, by input position, while their JSON stays within the limit.
 
-    The size is bounded from the result lines' own sizes (a row's JSON is never longer than its
-    line, plus its parsed JSON answer, plus the keys) and measured exactly only once that bound
-    passes the limit: most runs never serialise a row here. A list's JSON size does not depend
-    on its order, so rows arriving in any order are counted as they come.
+    The size is bounded from the result lines' own sizes and measured exactly only once that
+    bound passes the limit: most runs never serialise a row here. A row's JSON writes its texts
+    in no more bytes than its line does, but adds a space after each ',' and ':' that Azure's
+    compact line has none after: a vector's JSON may take twice its bytes in the line, and a
+    JSON answer (kept as text and parsed) three times. So a row is bounded by its line once,
+    twice with a vector, three times with a parsed answer, plus the keys. A list's JSON size
+    does not depend on its order, so rows arriving in any order are counted as they come.
     """
 
     def __init__(self, limit: int) -> None:
@@ -118,7 +121,7 @@ class _Kept:
             return
         self._slots[position] = row
         if self._exact is None:
-            self._bound += line_bytes * (2 if row.get("response_json") is not None else 1) + ROW_KEYS_BYTES
+            self._bound += line_bytes * _widening(row) + ROW_KEYS_BYTES
             if self._bound > self.limit:
                 # JSON of a list: each row, and ", " or the brackets around it.
                 self._exact = sum(_json_bytes(r) + 2 for r in (*self.rows, *self._slots) if r is not None)
@@ -131,6 +134,13 @@ class _Kept:
         if self.rows is not None:
             self.rows.extend(self._slots)
         self._slots = []
+
+
+def _widening(row: dict[str, Any]) -> int:
+    """How many times its line's bytes a row's JSON may take (see ``_Kept``)."""
+    if row.get("response_json") is not None:
+        return 3
+    return 2 if row.get("embedding") is not None else 1
 
 
 def _json_bytes(row: dict[str, Any]) -> int:

@@ -184,6 +184,37 @@ def test_results_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator
     assert limited["total_tokens"] == whole["total_tokens"] == 120
 
 
+def compact(*items: dict[str, Any]) -> bytes:
+    """Lines as Azure writes them: no space after ',' or ':' (a row's JSON has one after each)."""
+    return b"".join(json.dumps(i, separators=(",", ":")).encode() + b"\n" for i in items)
+
+
+def vector_line(custom_id: str, size: int) -> dict[str, Any]:
+    data = [{"object": "embedding", "index": 0, "embedding": [round(0.001 * k - 0.5, 4) for k in range(size)]}]
+    return {"custom_id": custom_id, "response": {"status_code": 200, "body": {"data": data, "usage": {"prompt_tokens": 2, "total_tokens": 2}}}}
+
+
+@pytest.mark.parametrize("room", [0, 1])
+@pytest.mark.parametrize("kind", ["embeddings", "json-answers"])
+def test_results_of_compact_lines_are_null_exactly_when_their_json_passes_the_limit(
+    emu: Emulator, kind: str, room: int
+) -> None:
+    """A row's JSON may be longer than its line: each ',' of a vector or of a JSON answer gets a space,
+    and a JSON answer is kept twice (as text and parsed). The limit still holds to the byte."""
+    if kind == "embeddings":
+        output = compact(*(vector_line(f"row-{i}", 1000) for i in range(20)))
+        plan = JoinPlan(False, True, "n", (ShardFiles(1, 0, 20, None, stored(emu, output), None),))
+    else:
+        answers = (answer(f"row-{i}", json.dumps(list(range(1000 + i)), separators=(",", ":"))) for i in range(20))
+        plan = JoinPlan(True, True, "j", (ShardFiles(1, 0, 20, None, stored(emu, compact(*answers)), None),))
+    whole = join(emu, plan)
+    assert whole["succeeded_count"] == 20
+    size = len(json.dumps(whole["results"], ensure_ascii=False).encode())
+    limited = join(emu, plan, max_bytes=size - 1 + room)
+    assert (limited["results"] is None) == (room == 0)
+    assert limited["succeeded_count"] == 20
+
+
 def test_every_text_of_a_row_is_scrubbed_however_short(emu: Emulator) -> None:
     secret = emu.client_secret
     config = PlatformConfig.from_host(sp_platform(emu))
