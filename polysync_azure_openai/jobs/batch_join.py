@@ -51,9 +51,11 @@ def joined_outputs(plan: JoinPlan, files: FilesApi, max_results_bytes: int, reda
                     _join_lines(lines, order, filled, builder, tally, kept)
         position = filled.find(0)
         while position >= 0:
-            row = builder.missing(order.custom_id(position))
+            custom_id = order.custom_id(position)
+            row = builder.missing(custom_id)
             tally.add(row)
-            kept.put(position, row, 0)
+            # No line: its custom_id is its one text, at most 6 bytes a character in JSON ("\u0001").
+            kept.put(position, row, 6 * len(custom_id))
             position = filled.find(0, position + 1)
         kept.finish()
     outputs = {

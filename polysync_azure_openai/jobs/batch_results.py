@@ -43,7 +43,7 @@ RESULT_OUTPUTS: Final = (
     "output_file_ids",
     "error_file_ids",
 )
-#: What a row's JSON may add to its result line: its keys and a missing row's whole text.
+#: What a row's JSON may add to its result line: its keys and the values of its own (a status, an error).
 ROW_KEYS_BYTES: Final = 256
 CUSTOM_ID: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 JSON_SPACE: Final = " \t\n\r"
