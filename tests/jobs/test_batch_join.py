@@ -191,14 +191,15 @@ def compact(*items: dict[str, Any]) -> bytes:
 
 def vector_line(custom_id: str, size: int) -> dict[str, Any]:
     data = [{"object": "embedding", "index": 0, "embedding": [round(0.001 * k - 0.5, 4) for k in range(size)]}]
-    return {"custom_id": custom_id, "response": {"status_code": 200, "body": {"data": data, "usage": {"prompt_tokens": 2, "total_tokens": 2}}}}
+    return {
+        "custom_id": custom_id,
+        "response": {"status_code": 200, "body": {"data": data, "usage": {"prompt_tokens": 2, "total_tokens": 2}}},
+    }
 
 
 @pytest.mark.parametrize("room", [0, 1])
 @pytest.mark.parametrize("kind", ["embeddings", "json-answers", "missing-long-ids"])
-def test_results_of_compact_lines_are_null_exactly_when_their_json_passes_the_limit(
-    emu: Emulator, kind: str, room: int
-) -> None:
+def test_results_of_compact_lines_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator, kind: str, room: int) -> None:
     """A row's JSON may be longer than its line: each ',' of a vector or of a JSON answer gets a space,
     a JSON answer is kept twice (as text and parsed), and a missing row has no line at all but its
     custom_id (a control character takes 6 bytes in JSON). The limit still holds to the byte."""
