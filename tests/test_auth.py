@@ -148,14 +148,19 @@ def test_wrong_secret_is_a_failed_run_with_the_entra_error(pm: pluggy.PluginMana
     [
         ("AADSTS7000215: Invalid client secret provided.", "AADSTS7000215: Invalid client secret provided. Fix: ", None),
         ("AADSTS50000: " + "word " * 200 + "the end.", "AADSTS50000: word word", "the end"),
+        (
+            "AADSTS7000215: Invalid client secret provided.\r\nTimestamp: 2026-01-01 00:00:00Z",
+            "AADSTS7000215: Invalid client secret provided. Timestamp: 2026-01-01 00:00:00Z. Fix: ",
+            None,
+        ),
     ],
-    ids=["full-stop-not-doubled", "long-text-cut"],
+    ids=["full-stop-not-doubled", "long-text-cut", "lines-joined-by-a-space"],
 )
 def test_entras_words_are_quoted_once_closed_and_cut_when_long(
     pm: pluggy.PluginManager, emu: Emulator, description: str, shown: str, cut: str | None
 ) -> None:
     """Entra's error_description reads as one sentence of the message (its full stop not doubled
-    before the fix), and a long one is cut to about 600 characters."""
+    before the fix, its lines joined by a space), and a long one is cut to about 600 characters."""
     from polysync_azure_openai.emulator.faults import Status
 
     emu.inject(Status(400, body={"error": "invalid_client", "error_description": description}), kind="entra.token")

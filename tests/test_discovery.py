@@ -11,7 +11,7 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Deployment, Emulator
-from polysync_azure_openai.emulator.faults import DropFields
+from polysync_azure_openai.emulator.faults import DropFields, Status
 from polysync_azure_openai.errors import ConfigurationError, TransportError
 from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
@@ -90,6 +90,17 @@ def test_deployments_not_provisioned_are_skipped_with_their_state_named(
         "Skipped deployments that are not provisioned (provisioningState is not Succeeded): "
         "creating (Creating), stateless (no state)"
     ) in warnings, warnings
+
+
+def test_a_listed_deployment_without_a_name_is_skipped_with_a_warning(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ARM item that names no deployment gets no job: there is no URL to call it by."""
+    nameless = {"properties": {"model": {"name": "gpt-4o", "version": "2024-08-06"}, "provisioningState": "Succeeded"}}
+    emu.inject(Status(200, body={"value": [nameless]}), kind="arm.deployments")
+    assert imported(pm, sp_platform(emu)) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "Skipped a deployment whose name cannot be used in a URL: ''" in warnings, warnings
 
 
 def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManager, emu: Emulator) -> None:

@@ -348,6 +348,21 @@ def test_an_expired_federated_token_gets_its_own_fix(
     assert "upload this certificate" not in (result.message or "")
 
 
+def test_entras_error_is_quoted_once_without_the_raw_body_azure_core_appends(
+    pm: pluggy.PluginManager, emu: Emulator, clean_env: pytest.MonkeyPatch
+) -> None:
+    """Workload Identity's error keeps Entra's answer, whose str() adds "Content: <the raw JSON>":
+    the message quotes the error's own words once, not the body a second time."""
+    emu.inject(Status(503, body={"error": "temporarily_unavailable", "error_description": "AADSTS9: busy."}), kind="entra.token")
+    result = chat(pm, wi_platform(emu, emu.write_federated_token(), Max_Retries="0"))
+    assert result.status == "Failed"
+    assert (
+        f"HTTP 503 AADSTS9: Getting a Microsoft Entra token for {DATA_SCOPE} failed: "
+        "Microsoft Entra ID error '(temporarily_unavailable) AADSTS9: busy.'. Fix: "
+    ) in (result.message or ""), result.message
+    assert "Content:" not in (result.message or "") and "error_description" not in (result.message or "")
+
+
 def test_a_token_file_removed_after_the_check_is_a_clear_error(
     pm: pluggy.PluginManager, emu: Emulator, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -59,7 +59,11 @@ def test_connect_timeout(bundle: str) -> None:
     with lb.full_backlog() as origin:
         exc = lb.raised(origin, bundle)
     assert isinstance(exc, requests.exceptions.ConnectTimeout)
-    assert (classify(exc).transport, classify(exc).code) == (Transport.NOT_SENT, "ConnectTimeout")
+    assert (classify(exc).transport, classify(exc).code, classify(exc).reason) == (
+        Transport.NOT_SENT,
+        "ConnectTimeout",
+        "connecting timed out",
+    )
 
 
 @pytest.mark.parametrize("behaviour", [lb.reset_in_handshake, lb.eof_in_handshake], ids=["reset", "eof"])
@@ -76,7 +80,11 @@ def test_a_stalled_handshake_is_a_connect_timeout(ca: trustme.CA, bundle: str) -
     with lb.loopback(lb.stall_in_handshake, ca) as origin:
         exc = lb.raised(origin, bundle)
     assert urllib3.exceptions.ReadTimeoutError in roots(exc)
-    assert (classify(exc).transport, classify(exc).code) == (Transport.NOT_SENT, "ConnectTimeout")
+    assert (classify(exc).transport, classify(exc).code, classify(exc).reason) == (
+        Transport.NOT_SENT,
+        "ConnectTimeout",
+        "connecting timed out",
+    )
 
 
 # -- untrusted -----------------------------------------------------------------------------------

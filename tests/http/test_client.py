@@ -117,12 +117,16 @@ def test_the_retry_log_of_a_next_link_names_its_path_without_the_query(
     ]
 
 
-def test_the_resend_after_a_401_is_no_retry(pm: pluggy.PluginManager, emu: Emulator) -> None:
+def test_the_resend_after_a_401_is_no_retry(pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
     assert chat(pm, emu).status == "Success"
     emu.revoke_tokens()
     emu.inject(f.Status(401), kind="chat", times=1)
+    caplog.set_level(logging.INFO, logger="polysync_azure_openai")
     assert chat(pm, emu, Max_Retries="0").status == "Success"
     assert sum(1 for r in emu.requests if r.kind == "chat") == 3
+    # The resend is logged (INFO) with the request's method and path, as no retry.
+    path = [r for r in emu.requests if r.kind == "chat"][-1].path
+    assert [m for r in caplog.records if "401" in (m := r.getMessage())] == [f"POST {path}: 401, resending once with a new token"]
 
 
 # The client sends every attempt with PlatformConfig.timeout, (min(10 s, Request Timeout Seconds),
@@ -149,6 +153,15 @@ def test_a_final_429_names_the_budget_left_after_the_waits_already_spent(pm: plu
         "so it was not sent again]" in result.message
     ), result.message
     assert [r.status for r in emu.requests if r.kind == "chat"] == [429, 429]
+
+
+def test_a_request_timeout_above_two_minutes_raises_the_wait_budget(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The budget is max(2 min, 'Request Timeout Seconds'): with 300 s, a final 429 says 5 min were left."""
+    emu.inject(f.throttled(86400, shape="retry-after"), kind="chat", times=1)
+    result = chat(pm, emu, Request_Timeout_Seconds="300")
+    assert result.status == "Failed"
+    assert "more than the 5 min this run may still wait, so it was not sent again]" in result.message, result.message
+    assert [r.status for r in emu.requests if r.kind == "chat"] == [429]
 
 
 @pytest.mark.parametrize(

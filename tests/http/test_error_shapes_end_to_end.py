@@ -14,7 +14,7 @@ import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Emulator, faults
-from polysync_azure_openai.jobs import BATCH, CHAT
+from polysync_azure_openai.jobs import BATCH, CHAT, EMBEDDING
 
 from ..conftest import api_key_platform, job, sp_platform
 from ..jobs.test_batch import jsonl as batch_jsonl
@@ -195,6 +195,31 @@ def test_an_error_body_echoing_the_bearer_token_or_the_client_secret_is_scrubbed
     assert result.status == "Failed" and "HTTP 400 BadRequest: gateway saw token" in result.message, result.message
     assert token not in result.message and emu.client_secret not in result.message
     assert result.message.count("***") >= 2
+
+
+def test_a_429_echoing_a_since_renewed_token_is_scrubbed_from_the_calls_its_pause_refuses(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 429 pauses its deployment with Azure's words, which a call the pause refuses unsent quotes.
+    The token the throttled request carried is scrubbed from them when the 429 comes, since it
+    may be renewed (no longer held, so no longer scrubbed at the hooks) before the refusal."""
+    caplog.set_level(logging.DEBUG)
+    platform = sp_platform(emu)
+    submit = {"platform": platform, "job": job(CHAT, "gpt-4o"), "parameters": {"user_prompt": "hi"}, "run_key": "k"}
+    assert pm.hook.submit(**submit).status == "Success"
+    token = next(r for r in emu.requests if r.kind == "chat").headers["authorization"].removeprefix("Bearer ")
+    echo = {"error": {"code": "429", "message": f"gateway saw token {token}; retry after a day"}}
+    emu.inject(faults.Status(429, body=echo, headers={"retry-after": "86400"}), kind="chat", times=1)
+    throttled = pm.hook.submit(**submit)
+    emu.revoke_tokens()  # an embedding call meets a 401 and renews the data plane's token
+    embedded = pm.hook.submit(platform=platform, job=job(EMBEDDING, "embed-small"), parameters={"input": "x"}, run_key="k")
+    assert embedded.status == "Success", embedded.message
+    refused = pm.hook.submit(**submit)
+    assert [r.status for r in emu.requests if r.kind == "chat"] == [200, 429]  # the refused call was not sent
+    assert throttled.status == refused.status == "Failed"
+    assert "gateway saw token ***" in refused.message and "[not sent:" in refused.message, refused.message
+    assert token not in throttled.message and token not in refused.message
+    assert not [r for r in caplog.records if token in r.getMessage()]
 
 
 # -- a 200 that is no JSON object -----------------------------------------------------------

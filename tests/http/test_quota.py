@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from polysync_azure_openai.http.quota import Window, estimated_tokens, human, remaining
+from polysync_azure_openai.http.quota import SAME_RESET, Window, estimated_tokens, human, remaining
 
 
 @pytest.mark.parametrize(
@@ -84,6 +84,14 @@ def test_the_same_reset_seen_twice_teaches_nothing() -> None:
     window.learn(10.0, 10.1)
     window.learn(10.01, 10.12)  # another thread's 429 from the same burst
     assert window.next(10.5) is None
+
+
+def test_a_reset_exactly_same_reset_later_is_still_the_same_reset() -> None:
+    """SAME_RESET is inclusive: a reset named 50 ms after the last (exactly) is the same reset."""
+    window = Window()
+    window.learn(-1.0, 0.0)
+    window.learn(0.0, SAME_RESET)  # 0.05 - 0.0 is exactly SAME_RESET in floating point
+    assert window.next(0.01) is None  # the first reset stands, and no window was learnt
 
 
 def test_resets_windows_apart_narrow_the_window() -> None:
