@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from json.encoder import encode_basestring
 from typing import Any, Final
 
@@ -119,11 +120,12 @@ class LineBuilder:
         gives the very bytes the general path gives (a test compares them).
 
         The probe must be no other string of the line (a system prompt or a schema value may be
-        any text, the probe too): it grows until it is. The custom_id is the line's first key, so
-        its sentinel's first occurrence is its place.
+        any text, a fixed probe too): a random one cannot be written in advance, and one that
+        occurs twice anyway is drawn again. The custom_id is the line's first key, so its
+        sentinel's first occurrence is its place.
         """
-        probe = "\ue000text\ue001"
         while True:
+            probe = f"\ue000{uuid.uuid4().hex}\ue001"
             line = self._line(0, probe)[1]
             line["custom_id"] = "\ue000id\ue001"
             text = _ENCODER.encode(line)
@@ -132,7 +134,6 @@ class LineBuilder:
             if len(parts) == 2:
                 middle, tail = parts
                 return (head + '"row-').encode(), ('"' + middle + '"').encode(), ('"' + tail + "\n").encode()
-            probe += "\ue001"
 
     def plain_line(self, index: int, text: str) -> bytes:
         """A string item's line: the template filled, with the general path's checks."""
