@@ -406,3 +406,24 @@ def test_a_bad_AZURE_FEDERATED_TOKEN_FILE_is_named_before_any_request(
     assert "'Token File Path' is blank and the environment variable AZURE_FEDERATED_TOKEN_FILE" in message
     assert value in message and fragment in message
     assert emu.requests == []
+
+
+@pytest.mark.parametrize("where", ["managed", "workload"])
+def test_a_token_answer_cut_off_mid_json_says_no_json_came(
+    pm: pluggy.PluginManager, emu: Emulator, on_app_service: pytest.MonkeyPatch, where: str
+) -> None:
+    """A token answer that breaks off mid-object (a parser error past column 1, wrapped by
+    azure-core) is no JSON: the operator is told so, not given the parser's words."""
+    cut = Status(200, body=b'{"token_type": "Bearer", "access_token": ')
+    if where == "managed":
+        emu.inject(cut, kind="msi.token")
+        platform = mi_platform(emu, Max_Retries="0")
+    else:
+        for name in MANAGED_IDENTITY_VARIABLES:
+            on_app_service.delenv(name, raising=False)
+        emu.inject(cut, kind="entra.token")
+        platform = wi_platform(emu, emu.write_federated_token(), Max_Retries="0")
+    result = chat(pm, platform)
+    message = result.message or ""
+    assert result.status == "Failed" and "NonJsonTokenAnswer" in message and "did not answer with JSON" in message, message
+    assert "Expecting value" not in message and not [r for r in emu.requests if r.kind == "chat"]
