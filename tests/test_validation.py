@@ -808,16 +808,25 @@ def test_a_platform_without_a_name_is_called_unnamed_in_its_refusal(pm: pluggy.P
     assert emu.requests == []
 
 
-def test_a_platform_without_subscription_and_resource_group_names_both_in_its_refusal(
-    pm: pluggy.PluginManager, emu: Emulator
+@pytest.mark.parametrize(
+    ("unset", "said"),
+    [
+        (("Subscription_Id", "Resource_Group_Name"), "'Subscription Id' and 'Resource Group Name' are not set; set them"),
+        (("Subscription_Id",), "'Subscription Id' is not set; set it"),
+        (("Resource_Group_Name",), "'Resource Group Name' is not set; set it"),
+    ],
+    ids=["both", "subscription", "resource-group"],
+)
+def test_a_platform_without_subscription_or_resource_group_names_each_missing_one_in_its_refusal(
+    pm: pluggy.PluginManager, emu: Emulator, unset: tuple[str, ...], said: str
 ) -> None:
-    """Import Jobs lists deployments through ARM, which needs both: the refusal names each and the fix."""
-    attributes = emulator_attributes(emu, Subscription_Id=None, Resource_Group_Name=None)
+    """Import Jobs lists deployments through ARM, which needs both: the refusal names each missing one and the fix."""
+    attributes = emulator_attributes(emu, **dict.fromkeys(unset))
     platform = Platform(name="scope", auth_method="Service Principal", attributes=attributes)
     with pytest.raises(ConfigurationError) as info:
         imported(pm, platform)
     assert str(info.value) == (
-        "Platform 'scope': 'Subscription Id' and 'Resource Group Name' are not set; set them in the platform's "
+        f"Platform 'scope': {said} in the platform's "
         "settings (the Azure portal shows both on the resource's Overview page)."
     )
     assert emu.requests == []
