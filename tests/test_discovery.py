@@ -121,17 +121,18 @@ def test_foundry_models_get_a_chat_or_embedding_job_only(pm: pluggy.PluginManage
 
 
 @pytest.mark.parametrize(
-    ("model", "version", "described"),
+    ("model", "version", "sku", "described"),
     [
-        ("gpt-4o", "", "(model gpt-4o, Standard SKU)."),  # no version listed: none invented
-        ("", "", "(model unknown, Standard SKU)."),  # no model name listed: said so
+        ("gpt-4o", "", "Standard", "(model gpt-4o, Standard SKU)."),  # no version listed: none invented
+        ("", "", "Standard", "(model unknown, Standard SKU)."),  # no model name listed: said so
+        ("gpt-4o", "2024-08-06", "", "(model gpt-4o version 2024-08-06)."),  # no SKU name listed: none invented
     ],
-    ids=["no-version", "no-model-name"],
+    ids=["no-version", "no-model-name", "no-sku-name"],
 )
 def test_a_job_description_names_only_what_arm_listed(
-    pm: pluggy.PluginManager, emu: Emulator, model: str, version: str, described: str
+    pm: pluggy.PluginManager, emu: Emulator, model: str, version: str, sku: str, described: str
 ) -> None:
-    emu.set_deployments([Deployment(name="plain", model=model, model_version=version)])
+    emu.set_deployments([Deployment(name="plain", model=model, model_version=version, sku=sku)])
     chat = next(j for j in imported(pm, sp_platform(emu)) if j.job_type == CHAT)
     assert chat.description.endswith(f"on deployment 'plain' {described}"), chat.description
 
