@@ -24,6 +24,7 @@ from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import CHAT, EMBEDDING
 
 from .conftest import api_key_platform, emulator_attributes, job, sp_platform
+from .http import loopback as lb
 
 DATA_SCOPE = "https://cognitiveservices.azure.com/.default"
 
@@ -220,6 +221,20 @@ def test_a_host_credential_chain_meeting_a_sign_in_page_says_no_json_came(pm: pl
     result = chat(pm, platform)
     assert result.status == "Failed"
     assert "did not answer with JSON" in result.message and "Expecting value" not in result.message, result.message
+
+
+# An authority whose accept queue is full never completes the TCP handshake: only the
+# credential's connect timeout, min(10 s, 'Request Timeout Seconds'), ends the wait (azure-core's
+# own default is 300 s, Linux gives up on the SYNs after about 2 min).
+@pytest.mark.timeout(30)
+def test_request_timeout_bounds_connecting_to_the_authority(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    with lb.full_backlog() as origin:
+        platform = sp_platform(emu, Authority_Host=origin, Max_Retries="0", Request_Timeout_Seconds="1")
+        result = chat(pm, platform)
+    assert result.status == "Failed"
+    message = result.message or ""
+    assert "Getting a Microsoft Entra token" in message and "timed out" in message.lower(), message
+    assert emu.requests == []
 
 
 def test_polysync_service_principal_without_credential_is_a_clear_error(pm: pluggy.PluginManager, emu: Emulator) -> None:
