@@ -91,12 +91,11 @@ class Wait:
 
 @attrs.frozen
 class GiveUp:
-    """Raise the last failure; ``why`` goes to the log.
+    """Raise the last failure.
 
     ``wait`` is set when the wait asked for was what passed the budget (the quota message says so).
     """
 
-    why: str
     wait: float | None = None
 
 
@@ -123,23 +122,23 @@ def decide(outcome: Outcome, kind: Kind, attempt: Attempt, budget: Budget, *, ji
     if isinstance(outcome, Answered):
         status = outcome.status
         if status == 401:
-            return GiveUp("401 after a renewed token") if attempt.renewed else RENEW
+            return GiveUp() if attempt.renewed else RENEW
         if status not in RETRY_STATUSES:
-            return GiveUp(f"HTTP {status} is not transient")
+            return GiveUp()
         if kind is Kind.CREATE and status not in NOTHING_DONE_STATUSES:
             return LOOK_UP  # a 5xx may come after the service acted: whatever Max Retries says
         wait = backoff(attempt.number, jitter) if outcome.retry_after is None else outcome.retry_after
     else:
         if outcome in (Transport.UNTRUSTED, Transport.INVALID):
-            return GiveUp(f"{outcome.value} is permanent")
+            return GiveUp()
         if kind is Kind.CREATE and outcome is Transport.MAYBE_PROCESSED:
             return LOOK_UP
         wait = backoff(attempt.number, jitter)
     if attempt.number > budget.max_retries:
-        return GiveUp(f"Max Retries ({budget.max_retries}) used up")
+        return GiveUp()
     if attempt.waited + wait > budget.max_total_wait:
         # Azure's wait is its answer, not a hint: a shorter one would only fetch another 429.
-        return GiveUp(f"waiting {wait:.2f} s more would pass {budget.max_total_wait:.0f} s in all", wait=wait)
+        return GiveUp(wait=wait)
     return Wait(wait)
 
 

@@ -173,7 +173,7 @@ def test_a_final_429_whose_wait_passes_the_budget_names_what_was_left(may_wait: 
     # Through a submit the budget is 2 min less what was waited; here the note alone, on any budget.
     detail = ErrorDetail(429, "429", "Rate limit reached.", "req-1")
     hint = RetryHint(90.0, "retry-after: '90'")
-    noted = _with_quota_note(detail, hint, GiveUp("waiting 90.00 s more would pass 120 s in all", wait=90.0), may_wait)
+    noted = _with_quota_note(detail, hint, GiveUp(wait=90.0), may_wait)
     assert noted.message == (
         f"Rate limit reached. [Azure asked to wait 90 s (retry-after: '90'), more than the {left} "
         "this run may still wait, so it was not sent again]"
@@ -195,7 +195,7 @@ def test_a_final_429_whose_wait_passes_the_budget_names_what_was_left(may_wait: 
 )
 def test_a_final_429_after_the_retries_says_what_azure_sent(hint: RetryHint, note: str) -> None:
     detail = ErrorDetail(429, "429", "Rate limit reached.", "req-1")
-    noted = _with_quota_note(detail, hint, GiveUp("Max Retries (1) used up"), 120.0)
+    noted = _with_quota_note(detail, hint, GiveUp(), 120.0)
     assert noted.message == f"Rate limit reached. [{note}]"
     assert noted.retry_after == hint.seconds
 

@@ -53,8 +53,8 @@ ROWS: list[tuple[str, Outcome, Kind, Attempt, int, Decision | type[GiveUp]]] = [
     # A wait Azure asks for is waited in full, never cut short into another 429...
     ("idempotent-429-asked-90-s", Answered(429, 90.0), IDEM, FIRST, 3, Wait(90.0)),
     # ...and one longer than the budget left (a daily quota) ends the call at once, saying so.
-    ("idempotent-429-asked-too-long", Answered(429, 600.0), IDEM, FIRST, 3, GiveUp("", wait=600.0)),
-    ("idempotent-429-asked-a-day", Answered(429, 86400.0), IDEM, FIRST, 3, GiveUp("", wait=86400.0)),
+    ("idempotent-429-asked-too-long", Answered(429, 600.0), IDEM, FIRST, 3, GiveUp(wait=600.0)),
+    ("idempotent-429-asked-a-day", Answered(429, 86400.0), IDEM, FIRST, 3, GiveUp(wait=86400.0)),
     # Permanent: never repeated.
     ("untrusted", UNTRUSTED, IDEM, FIRST, 3, GIVE_UP),
     ("invalid", INVALID, IDEM, FIRST, 3, GIVE_UP),
@@ -72,7 +72,7 @@ ROWS: list[tuple[str, Outcome, Kind, Attempt, int, Decision | type[GiveUp]]] = [
     ("create-400", Answered(400), CREATE, FIRST, 3, GIVE_UP),
     ("create-untrusted", UNTRUSTED, CREATE, FIRST, 3, GIVE_UP),
     # At most 120 s of waiting per request in all.
-    ("total-wait-reached", Answered(429, 60.0), IDEM, Attempt(number=3, waited=61.0), 10, GiveUp("", wait=60.0)),
+    ("total-wait-reached", Answered(429, 60.0), IDEM, Attempt(number=3, waited=61.0), 10, GiveUp(wait=60.0)),
     ("total-wait-just-fits", Answered(429, 60.0), IDEM, Attempt(number=3, waited=60.0), 10, Wait(60.0)),
 ]
 
