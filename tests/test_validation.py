@@ -826,7 +826,6 @@ def test_a_platform_without_subscription_or_resource_group_names_each_missing_on
     with pytest.raises(ConfigurationError) as info:
         imported(pm, platform)
     assert str(info.value) == (
-        f"Platform 'scope': {said} in the platform's "
-        "settings (the Azure portal shows both on the resource's Overview page)."
+        f"Platform 'scope': {said} in the platform's settings (the Azure portal shows both on the resource's Overview page)."
     )
     assert emu.requests == []
