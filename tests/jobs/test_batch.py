@@ -19,7 +19,7 @@ import trustme
 
 from polysync_azure_openai.cli.host import Job, Platform
 from polysync_azure_openai.emulator import Emulator
-from polysync_azure_openai.emulator.faults import DropFields, HtmlPage, Status
+from polysync_azure_openai.emulator.faults import DropFields, HtmlPage, MalformedJson, Status
 from polysync_azure_openai.http import data_plane
 from polysync_azure_openai.jobs import BATCH
 from polysync_azure_openai.jobs.batch_api import BatchApi
@@ -87,7 +87,7 @@ def test_a_batch_through_every_running_state_to_success(pm: pluggy.PluginManager
     assert set(submitted.outputs) == OUTPUT_KEYS
     assert submitted.outputs["output_file_id"] is None and submitted.outputs["error_file_id"] is None
     assert isinstance(submitted.started_at, datetime) and submitted.ended_at is None
-    assert "validating" in submitted.message
+    assert f"Batch {submitted.run_id} is validating: request counts not reported yet." in submitted.message
     seen = set()
     for _ in range(200):
         emu.advance(1)
@@ -269,6 +269,21 @@ def test_lost_create_response_gives_one_batch(pm: pluggy.PluginManager, emu: Emu
     assert any("after" in r.query for r in lists)  # it paged
     # and the host's re-submit lands on the same batch
     assert submit(pm, platform, file_id, run_key="lost-answer").run_id == result.run_id
+
+
+def test_a_create_answered_with_broken_json_is_found_and_the_warning_says_what_broke(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Azure made the batch but its answer does not parse: the look-up finds it, and the operator's
+    warning names the create and what was wrong with the answer."""
+    emu.inject(MalformedJson(), kind="batches.create")
+    with caplog.at_level(logging.WARNING):
+        result = submit(pm, sp_platform(emu), emu.add_file(jsonl(2)), run_key="broken-answer")
+    assert result.status == "Running", result.message
+    assert [r.kind for r in emu.requests].count("batches.create") == 1
+    assert any("HTTP 200 MalformedJSON: Creating the batch: the body is not valid JSON" in m for m in caplog.messages), (
+        caplog.messages
+    )
 
 
 def test_a_lost_create_is_found_past_the_first_page_when_the_list_has_no_last_id(pm: pluggy.PluginManager, emu: Emulator) -> None:

@@ -53,6 +53,8 @@ ROWS = [
     Row("unknown-key", [{"user_prompt": "a", "temprature": 1}], [{"user_prompt": "a", "temperature": 1}], (item(0), "'temprature'", "Use only")),
     Row("duplicate-id", [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "x"}], [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "y"}], (item(1), "custom_id 'x', as item 0 has")),
     Row("default-id-clash", [{"user_prompt": "a", "custom_id": "row-1"}, "b"], [{"user_prompt": "a", "custom_id": "row-0"}, "b"], (item(0), "the default of item 1")),
+    Row("default-id-clash-object", [{"user_prompt": "a", "custom_id": "row-1"}, {"user_prompt": "b"}], [{"user_prompt": "a", "custom_id": "row-0"}, {"user_prompt": "b"}], (item(0), "the default of item 1")),
+    Row("prompt-too-long", [{"user_prompt": "x" * 1_000_001}], [{"user_prompt": "x" * 1_000_000}], (item(0), "'user_prompt' of 1,000,001 characters", "more than 1,000,000")),
     Row("long-id", [{"user_prompt": "a", "custom_id": "i" * 65}], [{"user_prompt": "a", "custom_id": "i" * 64}], (item(0), "65 characters", "64")),
     Row("empty-id", [{"user_prompt": "a", "custom_id": ""}], [{"user_prompt": "a"}], (item(0), "empty custom_id", "'row-0'")),
     Row("number-id", [{"user_prompt": "a", "custom_id": 7}], [{"user_prompt": "a", "custom_id": "7"}], (item(0), "custom_id that is a number")),

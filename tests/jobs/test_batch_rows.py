@@ -19,6 +19,7 @@ import requests
 from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.files import FilesApi
 from polysync_azure_openai.jobs import BATCH, run_ids
 from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, write_jsonl
@@ -129,6 +130,10 @@ def test_rows_in_rows_out_in_input_order(pm: pluggy.PluginManager, emu: Emulator
     assert out["prompt_tokens"] + out["completion_tokens"] == out["total_tokens"]
     assert out["output_file_ids"] == [batch_now(emu, batch["id"])["output_file_id"]]
     assert out["output_file_id"] == out["output_file_ids"][0]  # one shard: the 0.1.0 outputs name its files
+    assert (
+        out["error_file_ids"] == [batch_now(emu, batch["id"])["error_file_id"]]
+        and out["error_file_id"] == out["error_file_ids"][0]
+    )
     assert (out["request_counts_total"], out["request_counts_completed"], out["request_counts_failed"]) == (6, 4, 2)
     assert "6 of 6 requests done, 2 failed, in 1 shard: 1 completed." in done.message
     assert f"Rows: 3 succeeded, 1 failed, 2 content filtered, 0 missing; {out['total_tokens']:,} tokens." in done.message
@@ -349,6 +354,7 @@ def test_cancel_leaves_a_well_formed_marker_line_and_cancels_each_shard_in_fligh
     assert len(run_batches(emu, "run-1")) == 2  # every shard has its batch: nothing needs the files to decide
     cancelled = pm.hook.cancel(platform=platform, job=rows_job(**attributes), run_id=submitted.run_id)
     assert cancelled.status == "Running"
+    assert cancelled.message.startswith("0 of 4 requests done, 0 failed, in 2 shards: ")  # the counts stay first
     assert "The run was cancelled: its shards in flight are being cancelled" in cancelled.message
     assert [b["status"] for b in run_batches(emu, "run-1")] == ["cancelling", "cancelling"]
     # The marker is one batch line of the run's url and deployment that no batch ever runs.
@@ -500,8 +506,6 @@ def test_rows_on_a_dated_api_version_use_its_bare_urls(pm: pluggy.PluginManager,
 
 
 def test_a_run_key_too_long_for_a_run_id_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    from polysync_azure_openai.errors import ConfigurationError
-
     with pytest.raises(ConfigurationError, match=r"run_key makes the RunId .* more than the 1024 a host stores"):
         submit(pm, sp_platform(emu), prompts(2), run_key="🙂" * 100)  # 100 characters, 1,200 percent-encoded
     assert emu.requests == []
@@ -548,6 +552,46 @@ def test_an_output_file_gone_before_the_join_is_named_in_the_message(pm: pluggy.
     result = status(pm, platform, submitted.run_id)
     assert result.status == "Success" and result.outputs["results"] is None
     assert f"The results cannot be joined: the shard 1's output file {output_file_id} is gone (HTTP 404" in result.message
+
+
+def test_an_error_file_gone_before_the_join_is_named_in_the_message(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, ["Question 0?", "Please EMULATOR_BLOCK this"])
+    emu.advance(24 * 3600)
+    (batch,) = run_batches(emu, "run-1")
+    error_file_id = batch["error_file_id"]
+    with requests.Session() as http:
+        http.trust_env = False
+        url = f"{emu.url}/openai/files/{error_file_id}?api-version=2024-10-21"
+        assert http.delete(url, headers={"api-key": emu.api_key}, verify=emu.ca_path).status_code == 200
+    result = status(pm, platform, submitted.run_id)
+    assert result.outputs["results"] is None
+    assert f"The results cannot be joined: the shard 1's error file {error_file_id} is gone (HTTP 404" in result.message
+
+
+def test_a_run_key_as_long_as_a_run_id_holds_is_taken(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The check allows a 12-digit creation time: a key that fills 1,024 characters with it is sent;
+    one character more is refused (test_a_run_key_too_long_for_a_run_id_is_refused_before_any_call)."""
+    platform = sp_platform(emu)
+    short = submit(pm, platform, prompts(2), run_key="k")
+    created = run_ids.decode_batch(short.run_id, BATCH).created  # type: ignore[union-attr]
+    room = 1024 - (len(short.run_id) - len(str(created)) + 12 - 1)  # the key's percent-encoded length that fits
+    key = "🙂" * (room // 12) + "k" * (room % 12)  # at most 512 characters (Azure's metadata), 12 encoded each
+    result = submit(pm, platform, prompts(2), run_key=key)
+    assert result.status == "Running", result.message
+    assert len(result.run_id) <= 1024 and run_ids.decode_batch(result.run_id, BATCH).run_key == key  # type: ignore[union-attr]
+    with pytest.raises(ConfigurationError, match=r"run_key makes the RunId 1025 characters long"):
+        submit(pm, platform, prompts(2), run_key=key + "k")
+
+
+def test_each_created_shard_batch_is_logged_with_its_id(
+    pm: pluggy.PluginManager, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="polysync_azure_openai.jobs.batch_shards"):
+        submit(pm, sp_platform(emu), prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    ids = {b["metadata"]["polysync_shard"]: b["id"] for b in run_batches(emu, "run-1")}
+    assert f"Created batch {ids['1/2']} for shard 1/2" in caplog.messages
+    assert f"Created batch {ids['2/2']} for shard 2/2" in caplog.messages
 
 
 def test_rows_from_an_error_file_alone_are_written(emu: Emulator) -> None:

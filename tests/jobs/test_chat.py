@@ -485,13 +485,16 @@ class JobWithoutExternalId:
     attributes: dict[str, str] = attrs.field(factory=dict)
 
 
+@pytest.mark.parametrize(("name", "shown"), [("bare", "bare"), ("", "(unnamed)")], ids=["named", "unnamed"])
 def test_a_job_without_an_external_id_or_deployment_name_is_refused_naming_the_fix(
-    pm: pluggy.PluginManager, emu: Emulator
+    pm: pluggy.PluginManager, emu: Emulator, name: str, shown: str
 ) -> None:
+    """The refusal names the job by its name, or "(unnamed)" when it has neither name nor external_id."""
     with pytest.raises(ConfigurationError) as info:
         pm.hook.submit(
-            platform=sp_platform(emu), job=JobWithoutExternalId(CHAT, "bare"), parameters={"user_prompt": "hi"}, run_key="k"
+            platform=sp_platform(emu), job=JobWithoutExternalId(CHAT, name), parameters={"user_prompt": "hi"}, run_key="k"
         )
+    assert str(info.value).startswith(f"Job '{shown}': ")
     assert "External Id is '': a deployment name is 1-64 letters" in str(info.value)
     assert "set 'Deployment Name' to a deployment of the resource" in str(info.value)
     assert emu.requests == []

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 import pluggy
 import pytest
 
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator.server import Exchange
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import CHAT
 
@@ -127,6 +129,31 @@ def test_an_answer_that_does_not_parse_is_failed_and_keeps_the_text(pm: pluggy.P
     assert result.outputs["response"].startswith('{"city":') and result.outputs["response_json"] is None
     assert "not the JSON the response format asks for" in result.message
     assert "Fix: raise 'OpenAI Max Tokens'" in result.message
+
+
+class NoFinishReason:
+    """The real chat answer without its finish_reason (as a gateway or a Foundry model may send it)."""
+
+    name = "no_finish_reason"
+
+    def apply(self, exchange: Exchange) -> None:
+        response = exchange.respond()
+        payload = json.loads(response.body)
+        del payload["choices"][0]["finish_reason"]
+        exchange.send(attrs.evolve(response, body=json.dumps(payload).encode()))
+
+
+def test_an_answer_that_does_not_parse_and_has_no_finish_reason_says_none(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    emu.inject(NoFinishReason(), kind="chat")
+    result = run(pm, emu, OpenAI_Response_Format=json.dumps(CITY_SCHEMA), OpenAI_Max_Tokens="3")
+    assert result.status == "Failed" and result.outputs["finish_reason"] is None
+    assert "not the JSON the response format asks for (finish_reason none; the text is in 'response')" in result.message
+
+
+def test_an_empty_response_schema_parameter_leaves_the_attribute_in_force(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    result = run(pm, emu, params={"response_schema": ""}, OpenAI_Response_Format=json.dumps(CITY_SCHEMA))
+    assert result.status == "Success", result.message
+    assert chat_bodies(emu)[0]["response_format"] == WIRE_SCHEMA_FORMAT
 
 
 def test_a_schema_outside_the_strict_subset_is_failed_with_azures_message_and_the_fix(
