@@ -38,7 +38,7 @@ def item(index: int) -> str:
 ROWS = [
     Row("not-an-array", "Question?", OK, ("parameter 'requests'", "is a string, not a JSON array")),
     Row("an-object", {"user_prompt": "hi"}, OK, ("parameter 'requests'", "an object, not a JSON array")),
-    Row("empty", [], OK, ("parameter 'requests'", "is an empty array")),
+    Row("empty", [], OK, ("parameter 'requests'", "is an empty array", "Give at least one request, or do not run the job.")),
     Row("too-many", ["x"] * 2_000_001, OK, ("parameter 'requests'", "2,000,001 items", "2,000,000")),
     Row("empty-string-item", ["ok", ""], ["ok", "x"], (item(1), "empty 'user_prompt'")),
     Row("blank-string-item", ["ok", " \u3000\n"], ["ok", " x "], (item(1), "empty 'user_prompt'")),
@@ -51,13 +51,14 @@ ROWS = [
     Row("body-stream", [{"body": {"messages": [{"role": "user", "content": "hi"}], "stream": True}}], [{"body": {"messages": [{"role": "user", "content": "hi"}]}}], (item(0), "stream")),
     Row("prompt-and-body", [{"user_prompt": "a", "body": {}}], [{"user_prompt": "a"}], (item(0), "which 'body' items do not take")),
     Row("unknown-key", [{"user_prompt": "a", "temprature": 1}], [{"user_prompt": "a", "temperature": 1}], (item(0), "'temprature'", "Use only")),
+    Row("unknown-long-key", [{"user_prompt": "a", "k" * 50: 1}], [{"user_prompt": "a"}], (item(0), f"has '{'k' * 40}...', which 'user_prompt' items do not take",)),
     Row("duplicate-id", [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "x"}], [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "y"}], (item(1), "custom_id 'x', as item 0 has")),
     Row("default-id-clash", [{"user_prompt": "a", "custom_id": "row-1"}, "b"], [{"user_prompt": "a", "custom_id": "row-0"}, "b"], (item(0), "the default of item 1")),
     Row("default-id-clash-object", [{"user_prompt": "a", "custom_id": "row-1"}, {"user_prompt": "b"}], [{"user_prompt": "a", "custom_id": "row-0"}, {"user_prompt": "b"}], (item(0), "the default of item 1")),
     Row("prompt-too-long", [{"user_prompt": "x" * 1_000_001}], [{"user_prompt": "x" * 1_000_000}], (item(0), "'user_prompt' of 1,000,001 characters", "more than 1,000,000")),
     Row("long-id", [{"user_prompt": "a", "custom_id": "i" * 65}], [{"user_prompt": "a", "custom_id": "i" * 64}], (item(0), "65 characters", "64")),
     Row("empty-id", [{"user_prompt": "a", "custom_id": ""}], [{"user_prompt": "a"}], (item(0), "empty custom_id", "'row-0'")),
-    Row("number-id", [{"user_prompt": "a", "custom_id": 7}], [{"user_prompt": "a", "custom_id": "7"}], (item(0), "custom_id that is a number")),
+    Row("number-id", [{"user_prompt": "a", "custom_id": 7}], [{"user_prompt": "a", "custom_id": "7"}], (item(0), "custom_id that is a number", "Give a text custom_id.")),
     Row("max-tokens-zero", [{"user_prompt": "a", "max_tokens": 0}], [{"user_prompt": "a", "max_tokens": 1}], (item(0), "max_tokens 0")),
     Row("max-tokens-bool", [{"user_prompt": "a", "max_tokens": True}], [{"user_prompt": "a", "max_tokens": 1}], (item(0), "max_tokens true")),
     Row("temperature-high", [{"user_prompt": "a", "temperature": 2.5}], [{"user_prompt": "a", "temperature": 2}], (item(0), "temperature 2.5", "0 to 2")),
@@ -84,7 +85,7 @@ ROWS = [
     Row("effort-attribute", OK, OK, ("'OpenAI Reasoning Effort'", "xhigh"), {"OpenAI Reasoning Effort": "max", "Model Name": "o3-mini", "Deployment Name": "o3-mini"}, {"Model Name": "o3-mini", "Deployment Name": "o3-mini", "OpenAI Reasoning Effort": "high"}),
     Row("format-attribute", OK, OK, ("'OpenAI Response Format'", "JSON Schema"), {"OpenAI Response Format": "[1]"}, {"OpenAI Response Format": '{"type": "object"}'}),
     Row("temperature-attribute-reasoning", OK, OK, ("'OpenAI Temperature'", "reasoning model"), {"OpenAI Temperature": "1", "Model Name": "o3-mini", "Deployment Name": "o3-mini"}, {"Model Name": "o3-mini", "Deployment Name": "o3-mini"}),
-    Row("endpoint-model-mismatch", OK, OK, ("'OpenAI Batch Endpoint'", "needs an embedding model", "'gpt-4o'"), {"OpenAI Batch Endpoint": "/embeddings", "Model Name": "gpt-4o"}, {"Model Name": "gpt-4o"}),
+    Row("endpoint-model-mismatch", OK, OK, ("'OpenAI Batch Endpoint'", "needs an embedding model", "'gpt-4o'", "Set 'OpenAI Batch Endpoint' to match the deployment's model, or use another deployment."), {"OpenAI Batch Endpoint": "/embeddings", "Model Name": "gpt-4o"}, {"Model Name": "gpt-4o"}),
     Row("endpoint-chat-model-mismatch", OK, OK, ("'OpenAI Batch Endpoint'", "needs a chat model", "'text-embedding-3-small'"), {"Model Name": "text-embedding-3-small"}, {"Model Name": "gpt-4o"}),
 ]  # fmt: skip
 
@@ -263,6 +264,15 @@ def test_more_than_20_shards_names_both_shard_limits_and_the_fix(
         f"Job 'validation job': parameter 'requests' needs more than 20 shards (at most {limit} and 200 MB per shard)."
         " Split the rows over several runs, or raise 'OpenAI Max Requests Per Batch'."
     )
+    assert emu.requests == []
+
+
+def test_exactly_2_000_000_items_are_not_refused_for_their_number(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The item limit is inclusive: 2,000,000 items pass the count check and go on to be written
+    (one request per batch stops them cheaply at the 21st shard), one more is refused for its count."""
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, ["q"] * 2_000_000, {"OpenAI Max Requests Per Batch": "1"})
+    assert "needs more than 20 shards" in str(info.value) and "items, more than" not in str(info.value)
     assert emu.requests == []
 
 
