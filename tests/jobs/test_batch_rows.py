@@ -18,9 +18,11 @@ import requests
 
 from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
-from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator import Emulator, faults
+from polysync_azure_openai.emulator.server import Exchange
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.files import FilesApi
+from polysync_azure_openai.http import create
 from polysync_azure_openai.jobs import BATCH, run_ids
 from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, write_jsonl
 from polysync_azure_openai.platform import PlatformConfig
@@ -230,6 +232,41 @@ def test_lost_answers_on_every_upload_and_create_give_one_file_and_one_batch_per
     assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
 
 
+class PassesTheFirst:
+    """The first matching request is answered as usual, every later one gets a 503."""
+
+    seen: int = 0
+    name = "passes_the_first"
+
+    def apply(self, exchange: Exchange) -> None:
+        self.seen += 1
+        if self.seen == 1:
+            exchange.send(exchange.respond())
+        else:
+            faults.Status(503).apply(exchange)
+
+
+def test_a_lost_shard_create_whose_look_up_fails_names_every_metadata_pair_to_look_for(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shard 1's create loses its answer and the look-up after it fails: the run stays Running and
+    tells the operator both metadata pairs that find the batch by hand; the next read finds it."""
+    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up, no 30 s of them
+    platform = sp_platform(emu, Max_Retries="0")
+    emu.lose_next_batch_create()
+    emu.inject(PassesTheFirst(), kind="batches.list", times=None)  # the submit's own look-up passes
+    submitted = submit(pm, platform, prompts(2), OpenAI_Max_Requests_Per_Batch="1")
+    assert submitted.status == "Running", submitted.message
+    assert "it may have been created, and looking for it failed too (HTTP 503" in submitted.message
+    assert (
+        "A re-submit with the same run_key finds it; otherwise look for metadata "
+        "polysync_run_key='run-1', polysync_shard='1/2' on the resource." in submitted.message
+    )
+    emu.clear_faults()
+    assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
+    assert sorted(b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1")) == ["1/2", "2/2"]
+
+
 def test_a_quota_refusal_in_validation_waits_and_resolves(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     emu.set_batch_token_quota("gpt-4o-batch", 3 * 300 * PROMPT_TOKENS)  # three shards fit
@@ -303,7 +340,8 @@ def test_five_refusals_fail_the_run_once_the_shards_in_flight_end(pm: pluggy.Plu
         result = status(pm, platform, submitted.run_id)
         assert result.status == "Running"
     assert len([b for b in run_batches(emu, "run-1") if b["metadata"]["polysync_shard"] == "2/2"]) == 5
-    assert "was refused 5 times" in result.message and "fails once the shards in flight have ended" in result.message
+    assert "was refused 5 times" in result.message
+    assert " No further shard is created; the run fails once the shards in flight have ended." in result.message
     emu.batch_timing.requests_per_second = 100
     done = until_ended(pm, emu, platform, submitted.run_id)
     assert done.status == "Failed"
