@@ -54,6 +54,21 @@ def test_upload_sends_multipart_and_the_file_gets_processed(tmp_path: Path, emu:
     assert done.status == "processed" and seen[-1] == done
 
 
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [('say "hi".jsonl', "say _hi_.jsonl"), ("two\nlines\r.jsonl", "two_lines_.jsonl")],
+    ids=["quotes", "line-breaks"],
+)
+def test_a_file_name_that_would_break_the_multipart_header_is_uploaded_with_underscores(
+    tmp_path: Path, emu: Emulator, name: str, stored: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(LINE + "\n", encoding="utf-8")
+    info = api(emu).upload(path)
+    assert info.filename == stored and emu.file(info.id)["filename"] == stored
+    assert emu.file_content(info.id) == path.read_bytes()
+
+
 def test_waiting_ends_with_azure_s_error_details(tmp_path: Path, emu: Emulator) -> None:
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + LINE.encode() + b"\n")
