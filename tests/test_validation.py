@@ -131,6 +131,14 @@ ROWS = [
     ),
     Row("authority-path", "platform", "Authority Host", "https://login.example/tenant", KEEP, ("'Authority Host'", "path")),
     Row(
+        "authority-http",
+        "platform",
+        "Authority Host",
+        "http://login.example",
+        KEEP,
+        ("'Authority Host' is 'http://login.example': it must start with https://",),
+    ),
+    Row(
         "authority-query",
         "platform",
         "Authority Host",

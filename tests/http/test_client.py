@@ -27,7 +27,9 @@ def chat(pm: pluggy.PluginManager, emu: Emulator, **platform: str):
     )
 
 
-def test_every_request_has_user_agent_and_a_fresh_client_request_id(pm: pluggy.PluginManager, emu: Emulator) -> None:
+def test_every_request_has_user_agent_accepts_json_and_has_a_fresh_client_request_id(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
     platform = sp_platform(emu)
     pm.hook.import_jobs(platform=platform)
     for _ in range(3):
@@ -35,6 +37,7 @@ def test_every_request_has_user_agent_and_a_fresh_client_request_id(pm: pluggy.P
     azure = [r for r in emu.requests if r.kind in ("arm.deployments", "chat")]
     assert len(azure) == 4
     assert all(r.headers["user-agent"].startswith("polysync-azure-openai/0.1.0 ") for r in azure)
+    assert all(r.headers["accept"] == "application/json" for r in azure)
     ids = [r.headers["x-ms-client-request-id"] for r in azure]
     assert len(set(ids)) == 4
 
@@ -215,3 +218,32 @@ def test_a_look_up_whose_window_has_run_out_looks_once_and_never_past_it(monkeyp
     unknown = TransportError(ErrorDetail(None, "ConnectionError", "the answer was lost", None), transient=True)
     assert create.look_up(find, unknown, "Look for it by hand.") is None
     assert len(looked) == 1
+
+
+def test_look_ups_pause_a_quarter_second_doubling_to_eight_within_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an unknown create, the look-ups back off 0.25 s doubling up to 8 s, and stop once the
+    next pause would end past the 30 s window: eight look-ups, on a clock the test moves."""
+    now = [100.0]
+    pauses: list[float] = []
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            pauses.append(seconds)
+            now[0] += seconds
+
+    monkeypatch.setattr(create, "time", Clock)
+    looked: list[float] = []
+
+    def find() -> str | None:
+        looked.append(now[0])
+        return None
+
+    unknown = TransportError(ErrorDetail(None, "ConnectionError", "the answer was lost", None), transient=True)
+    assert create.look_up(find, unknown, "Look for it by hand.") is None
+    assert pauses == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert len(looked) == 8 and looked[-1] - looked[0] == 23.75

@@ -79,6 +79,17 @@ def test_a_window_is_learnt_from_two_resets_and_predicted_late_not_early() -> No
     assert window.passed(14.0, 14.25) and window.passed(14.25, 16.35) and not window.passed(14.25, 16.2)
 
 
+def test_a_reset_at_now_has_passed_by_now_and_is_not_the_next_one() -> None:
+    """``passed`` counts a reset falling exactly at ``now`` ("by now"); ``next`` names a reset
+    strictly after ``now``, so a reset at ``now`` is no longer the next one."""
+    window = Window()
+    window.learn(10.0, 10.1)
+    assert window.passed(10.0, 10.1)
+    assert window.next(10.1) is None  # no window learnt yet: nothing is known after 10.1
+    window.learn(12.0, 12.1)  # the window: 1.9 to 2.1 s
+    assert window.next(12.1) == pytest.approx(14.2)
+
+
 def test_the_same_reset_seen_twice_teaches_nothing() -> None:
     window = Window()
     window.learn(10.0, 10.1)
