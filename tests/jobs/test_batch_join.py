@@ -172,6 +172,28 @@ def test_an_embedding_row_takes_the_item_of_index_0_wherever_the_answer_lists_it
     assert (row["status"], row["embedding"]) == ("succeeded", [0.5, -0.25])
 
 
+@pytest.mark.parametrize(
+    ("chat", "usage"),
+    [
+        (True, {"prompt_tokens": 2, "completion_tokens": True, "total_tokens": 2}),  # a bool is no count
+        (True, {"prompt_tokens": 2, "completion_tokens": "5", "total_tokens": 2}),  # nor is a text
+        (False, {"prompt_tokens": 2, "completion_tokens": 0, "total_tokens": 2}),  # an embedding completes nothing
+    ],
+    ids=["chat-bool", "chat-text", "embedding"],
+)
+def test_a_rows_usage_keeps_only_the_token_counts_it_can_have(emu: Emulator, chat: bool, usage: dict[str, Any]) -> None:
+    body: dict[str, Any] = {"usage": usage}
+    if chat:
+        body["choices"] = [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "x"}}]
+    else:
+        body["data"] = [{"index": 0, "embedding": [0.5]}]
+    output = lines({"custom_id": "row-0", "response": {"status_code": 200, "body": body}})
+    plan = JoinPlan(chat, True, "n", (ShardFiles(1, 0, 1, None, stored(emu, output), None),))
+    (row,) = join(emu, plan)["results"]
+    assert row["status"] == "succeeded"
+    assert row["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
+
+
 @pytest.mark.parametrize("room", [0, 1])
 def test_results_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator, room: int) -> None:
     output = lines(*(answer(f"row-{i}", "word " * i) for i in reversed(range(40))))

@@ -165,3 +165,22 @@ def test_a_lost_create_is_found_even_when_the_first_look_up_fails(
     # The operator sees the failed look-up, with Azure's status, before the next one finds the batch.
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(m.startswith("The look-up failed: HTTP 503") for m in warnings), warnings
+
+
+@pytest.mark.parametrize("value", ["", 42, {"id": "file-1"}], ids=["empty", "number", "object"])
+def test_an_id_azure_gives_as_no_text_is_read_as_absent(value: Any) -> None:
+    """A file id, window, endpoint or run marker that is empty or not a string is no value: never "" or 42."""
+    payload = {
+        "id": "batch_abc",
+        "status": "completed",
+        "input_file_id": value,
+        "output_file_id": value,
+        "error_file_id": value,
+        "completion_window": value,
+        "endpoint": value,
+        "metadata": {"polysync_run_key": value, "polysync_shard": value},
+    }
+    batch = Batch.from_json(payload)
+    read = (batch.input_file_id, batch.output_file_id, batch.error_file_id, batch.completion_window, batch.endpoint)
+    assert read == (None,) * 5
+    assert (batch.run_key, batch.shard) == (None, None)

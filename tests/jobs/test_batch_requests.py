@@ -52,7 +52,7 @@ ROWS = [
     Row("prompt-and-body", [{"user_prompt": "a", "body": {}}], [{"user_prompt": "a"}], (item(0), "which 'body' items do not take")),
     Row("unknown-key", [{"user_prompt": "a", "temprature": 1}], [{"user_prompt": "a", "temperature": 1}], (item(0), "'temprature'", "Use only")),
     Row("unknown-long-key", [{"user_prompt": "a", "k" * 50: 1}], [{"user_prompt": "a"}], (item(0), f"has '{'k' * 40}...', which 'user_prompt' items do not take",)),
-    Row("duplicate-id", [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "x"}], [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "y"}], (item(1), "custom_id 'x', as item 0 has")),
+    Row("duplicate-id", [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "x"}], [{"user_prompt": "a", "custom_id": "x"}, {"user_prompt": "b", "custom_id": "y"}], (item(1), "custom_id 'x', as item 0 has", "Make every custom_id unique.")),
     Row("default-id-clash", [{"user_prompt": "a", "custom_id": "row-1"}, "b"], [{"user_prompt": "a", "custom_id": "row-0"}, "b"], (item(0), "the default of item 1")),
     Row("default-id-clash-object", [{"user_prompt": "a", "custom_id": "row-1"}, {"user_prompt": "b"}], [{"user_prompt": "a", "custom_id": "row-0"}, {"user_prompt": "b"}], (item(0), "the default of item 1")),
     Row("prompt-too-long", [{"user_prompt": "x" * 1_000_001}], [{"user_prompt": "x" * 1_000_000}], (item(0), "'user_prompt' of 1,000,001 characters", "more than 1,000,000")),

@@ -701,6 +701,7 @@ def test_a_fail_fast_refusal_with_nothing_in_flight_fails_the_run_at_submit(pm: 
     emu.set_batch_token_quota("gpt-4o-batch", 10, fail_fast=True)  # not even one shard fits
     result = submit(pm, sp_platform(emu), prompts(20))
     assert result.status == "Failed", result.message
-    assert "in 1 shard: 1 refused for quota." in result.message
-    assert "Shard 1 of 1 was refused while nothing else of the run was in flight" in result.message
+    assert "in 1 shard: 1 refused for quota. Shard 1 of 1 was refused while nothing else of the run was in flight" in (
+        result.message
+    )
     assert run_batches(emu, "run-1") == []

@@ -72,6 +72,16 @@ def test_chat_run_sends_the_specified_body_and_fills_outputs(pm: pluggy.PluginMa
     assert result.started_at.tzinfo is not None and result.started_at <= result.ended_at
 
 
+def test_a_non_ascii_prompt_travels_as_compact_utf_8(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """The body's text is sent as its UTF-8 bytes, not as \\u escapes that take up to three times the bytes."""
+    prompt = "Grüße aus 東京 🙂"
+    result = pm.hook.submit(platform=sp_platform(emu), job=job(CHAT, "gpt-4o"), parameters={"user_prompt": prompt}, run_key="k")
+    assert result.status == "Success", result.message
+    request = next(r for r in emu.requests if r.kind == "chat")
+    expected = '{"model":"gpt-4o","messages":[{"role":"user","content":"' + prompt + '"}]}'
+    assert request.body == expected.encode("utf-8")
+
+
 def test_system_prompt_parameter_wins_and_unset_options_are_left_out(pm: pluggy.PluginManager, emu: Emulator) -> None:
     chat_job = job(CHAT, "gpt-4o", OpenAI_System_Prompt="from attribute")
     pm.hook.submit(
