@@ -430,9 +430,13 @@ def test_processing_past_a_minute_returns_running_and_a_later_poll_creates(pm: p
     platform = sp_platform(emu)
     emu.file_processing_seconds = 3600
     emu.clock_step_per_request = 30  # Azure's clock (the Date header) passes a minute within a few reads
+    emu.clear_requests()
     submitted = submit(pm, platform, prompts(10))
     emu.clock_step_per_request = 0
     assert submitted.status == "Running" and "waiting for Azure to process its input file" in submitted.message
+    # The minute passed on Azure's clock (its Date header) after a few reads of the file: submit
+    # stops waiting then, without sitting out a minute on this machine's clock as well.
+    assert [r.kind for r in emu.requests].count("files.get") <= 2, [r.kind for r in emu.requests]
     assert run_batches(emu, "run-1") == []
     emu.advance(3600)
     created = status(pm, platform, submitted.run_id)
