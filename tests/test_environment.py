@@ -104,14 +104,26 @@ def test_a_configured_proxy_is_used(pm: pluggy.PluginManager, emu: Emulator, mon
     assert not [r for r in emu.requests if r.kind == "chat"]
 
 
+@pytest.mark.parametrize(
+    ("variable", "timeout"),
+    # requests reads CURL_CA_BUNDLE when REQUESTS_CA_BUNDLE is unset; so does the plugin.
+    [("REQUESTS_CA_BUNDLE", "47.5"), ("CURL_CA_BUNDLE", "47.25")],
+)
 @pytest.mark.parametrize("auth", ["API Key", "Service Principal"])
 def test_a_ca_bundle_variable_naming_a_missing_file_is_a_clear_error(
-    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, auth: str
+    pm: pluggy.PluginManager,
+    emu: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    auth: str,
+    variable: str,
+    timeout: str,
 ) -> None:
     missing = str(tmp_path / "moved" / "ca.pem")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", missing)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv(variable, missing)
     # A timeout no other test uses: a fresh client and credential read the variable now.
-    overrides = {"Request_Timeout_Seconds": "47.5"}
+    overrides = {"Request_Timeout_Seconds": timeout}
     platform = api_key_platform(emu, **overrides) if auth == "API Key" else sp_platform(emu, **overrides)
     for call in (
         lambda: pm.hook.submit(platform=platform, job=job(CHAT, "gpt-4o"), parameters={"user_prompt": "hi"}, run_key="k"),
@@ -119,7 +131,7 @@ def test_a_ca_bundle_variable_naming_a_missing_file_is_a_clear_error(
     ):
         with pytest.raises(ConfigurationError) as info:
             call()
-        assert "REQUESTS_CA_BUNDLE" in str(info.value) and missing in str(info.value), info.value
+        assert variable in str(info.value) and missing in str(info.value), info.value
         assert "does not exist" in str(info.value)
     assert emu.requests == []
 
