@@ -581,34 +581,29 @@ def test_an_expired_run_of_rows_fails_and_ends_when_its_batch_expired(pm: pluggy
     assert f"Shard 1: Batch {batch['id']} expired before it finished (completion window 24h)" in result.message
 
 
-def test_an_output_file_gone_before_the_join_is_named_in_the_message(pm: pluggy.PluginManager, emu: Emulator) -> None:
+@pytest.mark.parametrize(
+    ("items", "key", "what"),
+    [
+        (["Question 0?", "Question 1?", "Question 2?"], "output_file_id", "output file"),
+        (["Question 0?", "Please EMULATOR_BLOCK this"], "error_file_id", "error file"),
+    ],
+    ids=["output-file", "error-file"],
+)
+def test_a_result_file_gone_before_the_join_is_named_in_the_message(
+    pm: pluggy.PluginManager, emu: Emulator, items: list[str], key: str, what: str
+) -> None:
     platform = sp_platform(emu)
-    submitted = submit(pm, platform, prompts(3))
+    submitted = submit(pm, platform, items)
     emu.advance(24 * 3600)
     (batch,) = run_batches(emu, "run-1")
-    output_file_id = batch["output_file_id"]
+    file_id = batch[key]
     with requests.Session() as http:
         http.trust_env = False
-        url = f"{emu.url}/openai/files/{output_file_id}?api-version=2024-10-21"
+        url = f"{emu.url}/openai/files/{file_id}?api-version=2024-10-21"
         assert http.delete(url, headers={"api-key": emu.api_key}, verify=emu.ca_path).status_code == 200
     result = status(pm, platform, submitted.run_id)
     assert result.status == "Success" and result.outputs["results"] is None
-    assert f"The results cannot be joined: the shard 1's output file {output_file_id} is gone (HTTP 404" in result.message
-
-
-def test_an_error_file_gone_before_the_join_is_named_in_the_message(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    platform = sp_platform(emu)
-    submitted = submit(pm, platform, ["Question 0?", "Please EMULATOR_BLOCK this"])
-    emu.advance(24 * 3600)
-    (batch,) = run_batches(emu, "run-1")
-    error_file_id = batch["error_file_id"]
-    with requests.Session() as http:
-        http.trust_env = False
-        url = f"{emu.url}/openai/files/{error_file_id}?api-version=2024-10-21"
-        assert http.delete(url, headers={"api-key": emu.api_key}, verify=emu.ca_path).status_code == 200
-    result = status(pm, platform, submitted.run_id)
-    assert result.outputs["results"] is None
-    assert f"The results cannot be joined: the shard 1's error file {error_file_id} is gone (HTTP 404" in result.message
+    assert f"The results cannot be joined: the shard 1's {what} {file_id} is gone (HTTP 404" in result.message
 
 
 def test_a_run_key_as_long_as_a_run_id_holds_is_taken(pm: pluggy.PluginManager, emu: Emulator) -> None:
