@@ -772,6 +772,14 @@ def keyless_environment(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> None:
         monkeypatch.setenv(name, value)
 
 
+def refusal(pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The message of the ConfigurationError that ``row.bad`` gets, with the keyless variables set."""
+    keyless_environment(monkeypatch, emu)
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, row, row.bad)
+    return str(info.value)
+
+
 def test_at_least_forty_rows() -> None:
     assert len(ROWS) >= 40
     assert len({r.id for r in ROWS}) == len(ROWS)
@@ -781,10 +789,7 @@ def test_at_least_forty_rows() -> None:
 def test_bad_input_is_refused_before_any_request(
     pm: pluggy.PluginManager, emu: Emulator, row: Row, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keyless_environment(monkeypatch, emu)
-    with pytest.raises(ConfigurationError) as info:
-        call(pm, emu, row, row.bad)
-    message = str(info.value)
+    message = refusal(pm, emu, row, monkeypatch)
     for fragment in row.expect:
         assert fragment in message, message
     assert message.startswith(("Platform 'validation'", "Job 'validation job'", "RunId")), message
