@@ -136,7 +136,7 @@ def test_a_cancel_whose_answer_is_cut_names_the_cancel(pm: pluggy.PluginManager,
 
 @attrs.define
 class FailsTheSecond:
-    """The first matching request is answered as usual, the second gets a 503."""
+    """The first matching request is answered as usual, the later ones it is given (the second, with ``times=2``) get a 503."""
 
     seen: int = 0
     name = "fails_the_second"

@@ -18,8 +18,7 @@ import requests
 
 from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
-from polysync_azure_openai.emulator import Emulator, faults
-from polysync_azure_openai.emulator.server import Exchange
+from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.files import FilesApi
 from polysync_azure_openai.http import create
@@ -29,6 +28,7 @@ from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import job, sp_platform
 from .test_batch import OUTPUT_KEYS
+from .test_batch_outcomes import FailsTheSecond
 
 PROMPT_TOKENS = 2  # "Question N?" is two words to the emulator's tokenizer
 
@@ -232,20 +232,6 @@ def test_lost_answers_on_every_upload_and_create_give_one_file_and_one_batch_per
     assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
 
 
-class PassesTheFirst:
-    """The first matching request is answered as usual, every later one gets a 503."""
-
-    seen: int = 0
-    name = "passes_the_first"
-
-    def apply(self, exchange: Exchange) -> None:
-        self.seen += 1
-        if self.seen == 1:
-            exchange.send(exchange.respond())
-        else:
-            faults.Status(503).apply(exchange)
-
-
 def test_a_lost_shard_create_whose_look_up_fails_names_every_metadata_pair_to_look_for(
     pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,7 +240,7 @@ def test_a_lost_shard_create_whose_look_up_fails_names_every_metadata_pair_to_lo
     monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up, no 30 s of them
     platform = sp_platform(emu, Max_Retries="0")
     emu.lose_next_batch_create()
-    emu.inject(PassesTheFirst(), kind="batches.list", times=None)  # the submit's own look-up passes
+    emu.inject(FailsTheSecond(), kind="batches.list", times=None)  # the submit's own look-up passes
     submitted = submit(pm, platform, prompts(2), OpenAI_Max_Requests_Per_Batch="1")
     assert submitted.status == "Running", submitted.message
     assert "it may have been created, and looking for it failed too (HTTP 503" in submitted.message
