@@ -221,7 +221,7 @@ def _lines(files: FilesApi, file_id: str, what: str) -> Iterator[list[bytes]]:
         chunks = files.content(file_id)
     except AzureServiceError as exc:
         if exc.detail.status == 404:
-            raise JoinUnavailable(f"the {what} {file_id} is gone ({exc.detail.describe()})") from None
+            raise JoinUnavailable(f"{what} {file_id} is gone ({exc.detail.describe()})") from None
         raise
     with closing(chunks):
         rest = b""

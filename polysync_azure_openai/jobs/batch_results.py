@@ -131,7 +131,7 @@ def _download(files: FilesApi, file_id: str, scratch: Path, what: str) -> Path:
         return files.download(file_id, scratch)[0]
     except AzureServiceError as exc:
         if exc.detail.status == 404:
-            raise JoinUnavailable(f"the {what} {file_id} is gone ({exc.detail.describe()})") from None
+            raise JoinUnavailable(f"{what} {file_id} is gone ({exc.detail.describe()})") from None
         raise
 
 

@@ -589,7 +589,7 @@ def test_a_result_file_gone_before_the_join_is_named_in_the_message(
         assert http.delete(url, headers={"api-key": emu.api_key}, verify=emu.ca_path).status_code == 200
     result = status(pm, platform, submitted.run_id)
     assert result.status == "Success" and result.outputs["results"] is None
-    assert f"The results cannot be joined: the shard 1's {what} {file_id} is gone (HTTP 404" in result.message
+    assert f"The results cannot be joined: shard 1's {what} {file_id} is gone (HTTP 404" in result.message
 
 
 def test_a_run_key_as_long_as_a_run_id_holds_is_taken(pm: pluggy.PluginManager, emu: Emulator) -> None:
