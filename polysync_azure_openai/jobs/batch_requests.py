@@ -9,7 +9,9 @@ uploaded as it is (streamed from disk, rewindable for a retry).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -56,6 +58,40 @@ class RequestsPlan:
     @property
     def plan(self) -> str:
         return ("d" if self.default_ids else "c") + self.json_formats
+
+
+@contextmanager
+def spooled_shards(job_input: JobInput, value: Any, builder: LineBuilder, *, max_requests: int) -> Iterator[RequestsPlan]:
+    """``write_shards`` into a temporary directory that lasts as long as the block.
+
+    A worker's disk that cannot take the JSONL (full, or over a file size limit) is a clear error
+    naming the directory, raised before any call, not a bare ``OSError`` the host shows alone.
+    """
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="polysync-requests-")
+    except OSError as exc:
+        raise _no_room(job_input, None, exc) from exc
+    with scratch as directory:
+        try:
+            plan = write_shards(job_input, value, builder, Path(directory), max_requests=max_requests)
+        except OSError as exc:
+            raise _no_room(job_input, Path(directory), exc) from exc
+        yield plan
+
+
+def _no_room(job_input: JobInput, directory: Path | None, exc: OSError) -> Exception:
+    reason = exc.strerror or str(exc)
+    if directory is None:
+        where = f"no temporary directory could be made ({reason})"
+    else:
+        written = sum(path.stat().st_size for path in directory.iterdir())
+        where = f"writing to the temporary directory {directory} failed ({reason}) after {written / (1024 * 1024):.1f} MB"
+    return job_input.fail(
+        PARAMETER,
+        f"could not be written as batch JSONL: {where}",
+        f"Submit writes every shard's JSONL there (up to {MAX_SHARD_BYTES // (1024 * 1024)} MB a shard) before the "
+        "first upload: free space there, or set TMPDIR to a disk with room for it.",
+    )
 
 
 def write_shards(

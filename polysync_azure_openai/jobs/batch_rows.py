@@ -9,10 +9,8 @@ sees it ended joins the per-row results (``batch_results``).
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any, Final
 
 from ..errors import ConfigurationError, RemoteError
@@ -24,7 +22,7 @@ from .base import JobInput
 from .batch_api import BatchApi
 from .batch_items import LineBuilder
 from .batch_join import joined_outputs
-from .batch_requests import RequestsPlan, write_shards
+from .batch_requests import RequestsPlan, spooled_shards
 from .batch_results import JoinPlan, JoinUnavailable, ShardFiles, Tally, empty_outputs, write_jsonl
 from .batch_shards import GIVE_UP, RunView, ShardedRun, ShardState, describe_refusal_failure, input_name, quota_decision
 
@@ -53,9 +51,8 @@ def submit_rows(
     """Check and write every shard, then upload and create; the RunId shape is known before any call."""
     from ..http import data_plane
 
-    with tempfile.TemporaryDirectory(prefix="polysync-requests-") as scratch:
-        builder = LineBuilder(job_input, config, deployment, url, endpoint)
-        plan = write_shards(job_input, value, builder, Path(scratch), max_requests=max_requests)
+    builder = LineBuilder(job_input, config, deployment, url, endpoint)
+    with spooled_shards(job_input, value, builder, max_requests=max_requests) as plan:
         probe = run_ids.RowsRunId(deployment, url, window, 10**11, plan.counts, plan.plan, run_key)
         if len(str(probe)) > run_ids.MAX_RUN_ID:
             raise job_input.fail(

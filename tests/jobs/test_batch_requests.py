@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pluggy
@@ -16,7 +19,7 @@ from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.jobs import BATCH
 from polysync_azure_openai.platform import PlatformConfig
 
-from ..conftest import sp_platform
+from ..conftest import emulator_attributes, sp_platform
 
 OK = ["Question?"]
 
@@ -283,3 +286,70 @@ def test_a_custom_id_of_the_default_form_past_the_last_item_clashes_with_nothing
     (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
     ids = [json.loads(line)["custom_id"] for line in emu.file_content(upload["id"]).decode().splitlines()]
     assert ids == ["row-2", "row-1"]
+
+
+SPOOL = """
+import json, os, resource, sys, tempfile
+from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
+
+spec = json.load(sys.stdin)
+if spec["disk"] == "full":
+    # A file size limit fails a write mid-file as a full disk does (Python ignores SIGXFSZ).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+elif spec["disk"] == "gone":
+    tempfile.gettempdir()  # known, then removed under the worker, as a temp cleaner may
+    os.rmdir(os.environ["TMPDIR"])
+platform = Platform(name="emulator", auth_method="Service Principal", attributes=spec["attributes"])
+job = Job(job_type=spec["job_type"], external_id="gpt-4o-batch::batch", name="spool job")
+try:
+    result = plugin_manager().hook.submit(platform=platform, job=job, parameters={"requests": spec["requests"]}, run_key="k")
+except Exception as exc:
+    json.dump({"raised": type(exc).__name__, "message": str(exc)}, sys.stdout)
+else:
+    json.dump({"status": result.status}, sys.stdout)
+"""
+
+
+@pytest.mark.parametrize("disk", ["full", "gone", "fine"])
+def test_a_worker_disk_that_cannot_take_the_jsonl_is_a_clear_error_before_any_call(
+    emu: Emulator, tmp_path: Any, disk: str
+) -> None:
+    """Submit writes the JSONL to the temporary directory before the first upload: a write that fails
+    there names the parameter, the directory and TMPDIR, sends nothing and leaves no file behind."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    spec = {
+        "attributes": emulator_attributes(emu),  # the secret goes through stdin, never argv
+        "job_type": BATCH,
+        "disk": disk,
+        "requests": [f"Question {i}: " + "x" * 1000 for i in range(2000)],  # about 2.3 MB of JSONL
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", SPOOL],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert child.returncode == 0, child.stderr
+    answer = json.loads(child.stdout)
+    if disk == "fine":  # the same child, with room: it uploads, so the refusals above are the disk's
+        assert answer == {"status": "Running"}
+        assert emu.requests
+        return
+    assert answer["raised"] == "ConfigurationError"
+    message = answer["message"]
+    assert message.startswith("Job 'spool job': parameter 'requests' could not be written as batch JSONL: ")
+    if disk == "full":
+        assert f"writing to the temporary directory {scratch}/polysync-requests-" in message
+        assert "failed (File too large) after 1.0 MB." in message
+        assert list(scratch.iterdir()) == []  # the partial shard is removed
+    else:
+        assert "no temporary directory could be made (No such file or directory)." in message
+    assert message.endswith(
+        "Submit writes every shard's JSONL there (up to 200 MB a shard) before the first upload: "
+        "free space there, or set TMPDIR to a disk with room for it."
+    )
+    assert emu.requests == []
