@@ -132,7 +132,7 @@ def _download(args: argparse.Namespace, target: Target, out: Output) -> int:
         # Through a private temporary file, so a failed download writes nothing to stdout.
         with tempfile.TemporaryDirectory(prefix="polysync-download-") as scratch:
             with _advised(config):
-                path, size = _write(api, args.file_id, Path(scratch))
+                path, size = _write(api, args.file_id, Path(scratch), SCRATCH_FIX)
             with path.open("rb") as handle:
                 shutil.copyfileobj(handle, sys.stdout.buffer)
             sys.stdout.flush()
@@ -144,6 +144,10 @@ def _download(args: argparse.Namespace, target: Target, out: Output) -> int:
     out.line(f"Wrote {size:,} bytes of {args.file_id} to {path}")
     out.data({"file_id": args.file_id, "path": str(path), "bytes": size})
     return EXIT_OK
+
+
+#: A write into the temporary directory failed (a download to stdout goes through one).
+SCRATCH_FIX: Final = "Free space in the temporary directory, or set TMPDIR to a disk with room."
 
 
 def _destination(out: Path, file_id: str, *, force: bool) -> Path:
@@ -190,15 +194,18 @@ def _advised(config: PlatformConfig) -> Iterator[None]:
         raise CommandFailed(EXIT_REMOTE_FAILURE, detail.describe(), detail.fix) from None
 
 
-def _write(api: FilesApi, file_id: str, destination: Path) -> tuple[Path, int]:
+def _write(api: FilesApi, file_id: str, destination: Path, fix: str = "Free space or choose another --out.") -> tuple[Path, int]:
+    with local_writes(str(destination), fix):
+        return api.download(file_id, destination)
+
+
+@contextlib.contextmanager
+def local_writes(what: str, fix: str) -> Iterator[None]:
+    """A write on this machine that fails (a full disk, a file size limit) as the operator's error, not a traceback."""
     try:
-        path, size = api.download(file_id, destination)
+        yield
     except OSError as exc:
         # requests' own errors are OSErrors too, without an errno; those are the plugin's to report.
         if exc.errno is None:
             raise
-        where = exc.filename or destination
-        raise CommandFailed(
-            EXIT_REMOTE_FAILURE, f"Writing {where} failed: {exc.strerror or exc}.", "Free space or choose another --out."
-        ) from None
-    return path, size
+        raise CommandFailed(EXIT_REMOTE_FAILURE, f"Writing {exc.filename or what} failed: {exc.strerror or exc}.", fix) from None

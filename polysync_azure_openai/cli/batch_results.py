@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .batch_files import STDOUT, _destination, stdout_clash
+from .batch_files import SCRATCH_FIX, STDOUT, _destination, local_writes, stdout_clash
 from .output import EXIT_NOT_FINISHED, EXIT_OK, CommandFailed, Output
 from .target import Target, operator_command
 
@@ -36,7 +36,14 @@ def _results(args: argparse.Namespace, target: Target, out: Output) -> int:
     # Into a private file first: a run that has not ended, or a failed download, leaves nothing behind.
     descriptor, partial = tempfile.mkstemp(prefix=".results.", suffix=".part", dir=directory)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        # The rows go to a file in --out's directory (the temporary one for stdout), each shard's
+        # result files to the temporary directory first: either disk may be the one that fails.
+        fix = (
+            SCRATCH_FIX
+            if path is None
+            else f"Free space in {directory} or the temporary directory, or choose another --out or TMPDIR."
+        )
+        with local_writes("the results", fix), os.fdopen(descriptor, "wb") as handle:
             result, tally = export_results(config, args.run_id, handle)
         if tally is None:
             raise CommandFailed(

@@ -41,10 +41,20 @@ def command_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**base, **(extra or {})}
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> Done:
-    """Run the command as a user would."""
+#: The command under a file size limit: a write past it fails as on a full disk (Python ignores SIGXFSZ).
+LIMITED = """
+import resource, runpy, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv.pop(1)), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.argv[0] = "polysync-azure-openai"
+runpy.run_module("polysync_azure_openai.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def cli(*args: str, env: dict[str, str] | None = None, max_file_bytes: int | None = None) -> Done:
+    """Run the command as a user would; ``max_file_bytes`` limits the size of every file it writes."""
+    command = ["-m", "polysync_azure_openai.cli"] if max_file_bytes is None else ["-c", LIMITED, str(max_file_bytes)]
     done = subprocess.run(
-        [sys.executable, "-m", "polysync_azure_openai.cli", *args],
+        [sys.executable, *command, *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -235,6 +235,42 @@ def test_an_unwritable_out_is_a_clear_error(emu: Emulator, config: str, env: dic
     assert emu.requests == []
 
 
+@pytest.mark.parametrize("to", ["file", "stdout"])
+def test_a_disk_that_fills_during_a_download_is_a_clear_error(
+    tmp_path: Path, emu: Emulator, config: str, env: dict[str, str], to: str
+) -> None:
+    """A file size limit fails the write mid-file as a full disk does: an error and its fix, no
+    traceback, and nothing left behind (a download to stdout goes through the temporary directory)."""
+    content = b'{"custom_id": "x", "body": "' + b"a" * 300_000 + b'"}\n'
+    file_id = emu.add_file(content)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    out = tmp_path / "out.jsonl"
+    target = str(out) if to == "file" else "-"
+    done = cli(
+        "batch",
+        "download",
+        file_id,
+        "--out",
+        target,
+        "--config",
+        config,
+        env={**env, "TMPDIR": str(scratch)},
+        max_file_bytes=100_000,
+    )
+    assert done.code == 1, done.stderr
+    where = str(out) if to == "file" else str(scratch)
+    fix = (
+        "Free space or choose another --out."
+        if to == "file"
+        else "Free space in the temporary directory, or set TMPDIR to a disk with room."
+    )
+    assert done.stderr.startswith(f"error: Writing {where}"), done.stderr
+    assert done.stderr.endswith(f" failed: File too large.\nfix: {fix}\n"), done.stderr
+    assert done.stdout == "" and not out.exists() and list(scratch.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tmp", *(p.name for p in tmp_path.glob("*.toml"))])
+
+
 # -- a batch run --------------------------------------------------------------------------------
 
 

@@ -60,13 +60,19 @@ def test_rows_from_a_file_run_sharded_with_progress_then_results_to_disk(
     assert to_stdout.code == 0 and to_stdout.stdout == out.read_text()
 
 
-def test_results_of_a_run_from_a_file(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
-    file_id = emu.add_file(jsonl(4))
+def submitted_from_a_file(emu: Emulator, rows: int, config: str, env: dict[str, str]) -> str:
+    """The RunId of a batch run, not yet ended, on an uploaded file of ``rows`` requests."""
+    file_id = emu.add_file(jsonl(rows))
     submitted = cli(
         "run", "batch", "gpt-4o-batch::batch", "--param", f"input_file_id={file_id}", "--no-wait", "--config", config, "--json",
         env=env,
     )  # fmt: skip
-    run_id = submitted.json()["run_id"]
+    run_id: str = submitted.json()["run_id"]
+    return run_id
+
+
+def test_results_of_a_run_from_a_file(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
+    run_id = submitted_from_a_file(emu, 4, config, env)
     early = cli("batch", "results", run_id, "--out", str(tmp_path / "r.jsonl"), "--config", config, env=env)
     assert early.code == 3 and "has not ended" in early.stderr and not (tmp_path / "r.jsonl").exists()
     assert not list(tmp_path.glob(".results.*"))
@@ -93,3 +99,35 @@ def test_a_literal_at_sign(tmp_path: Path, emu: Emulator, config: str, env: dict
     assert done.code == 0, done.stderr
     (chat,) = [json.loads(r.body) for r in emu.requests if r.kind == "chat"]
     assert chat["messages"][-1]["content"] == "@home"
+
+
+@pytest.mark.parametrize("to", ["file", "stdout"])
+def test_a_disk_that_fills_while_results_are_written_is_a_clear_error(
+    tmp_path: Path, emu: Emulator, config: str, env: dict[str, str], to: str
+) -> None:
+    """The shards' result files are copied to the temporary directory, then the rows written to --out:
+    a write past a file size limit (as on a full disk) is an error naming both places, and leaves nothing."""
+    run_id = submitted_from_a_file(emu, 100, config, env)
+    emu.advance(3600)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    out = tmp_path / "results.jsonl"
+    target = str(out) if to == "file" else "-"
+    done = cli(
+        "batch", "results", run_id, "--out", target, "--config", config, env={**env, "TMPDIR": str(scratch)},
+        max_file_bytes=50_000,
+    )  # fmt: skip
+    assert done.code == 1, done.stderr
+    fix = (
+        f"Free space in {tmp_path} or the temporary directory, or choose another --out or TMPDIR."
+        if to == "file"
+        else "Free space in the temporary directory, or set TMPDIR to a disk with room."
+    )
+    assert done.stderr == f"error: Writing the results failed: File too large.\nfix: {fix}\n"
+    assert done.stdout == "" and not out.exists() and list(scratch.iterdir()) == []
+    assert not list(tmp_path.glob(".results.*"))
+    # With room, the same command writes every row: the refusal above was the disk's.
+    room = cli("batch", "results", run_id, "--out", target, "--config", config, env={**env, "TMPDIR": str(scratch)})
+    assert room.code == 0, room.stderr
+    rows = (out.read_text() if to == "file" else room.stdout).splitlines()
+    assert [json.loads(r)["custom_id"] for r in rows] == [f"task-{i}" for i in range(100)]
