@@ -279,13 +279,113 @@ def test_exactly_2_000_000_items_are_not_refused_for_their_number(pm: pluggy.Plu
     assert emu.requests == []
 
 
-def test_a_custom_id_of_the_default_form_past_the_last_item_clashes_with_nothing(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    """'row-2' in a run of two items is no item's default: it is sent as given."""
-    result = call(pm, emu, [{"user_prompt": "a", "custom_id": "row-2"}, "b"], {})
+@pytest.mark.parametrize(
+    ("requests", "ids"),
+    [
+        ([{"user_prompt": "a", "custom_id": "row-2"}, "b"], ["row-2", "row-1"]),
+        ([{"user_prompt": "a", "custom_id": "row-1"}, {"user_prompt": "b", "custom_id": "mine"}], ["row-1", "mine"]),
+    ],
+    ids=["past-the-last-item", "item-sets-its-own"],
+)
+def test_a_custom_id_of_the_default_form_clashes_only_with_an_item_that_takes_that_default(
+    pm: pluggy.PluginManager, emu: Emulator, requests: list[Any], ids: list[str]
+) -> None:
+    """'row-2' in a run of two items is no item's default, and 'row-1' is not item 1's when item 1
+    sets a custom_id of its own: either is sent as given."""
+    result = call(pm, emu, requests, {})
     assert result.status == "Running", result.message
     (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
-    ids = [json.loads(line)["custom_id"] for line in emu.file_content(upload["id"]).decode().splitlines()]
-    assert ids == ["row-2", "row-1"]
+    sent = [json.loads(line)["custom_id"] for line in emu.file_content(upload["id"]).decode().splitlines()]
+    assert sent == ids
+
+
+#: (id, the job's attributes, the whole message after "Job 'validation job': ").
+ATTRIBUTE_EXACT = [
+    ("endpoint-needs-an-embedding-model", {"OpenAI Batch Endpoint": "/embeddings", "Model Name": "gpt-4o"}, "attribute 'OpenAI Batch Endpoint' is '/embeddings', which needs an embedding model, but 'Model Name' is 'gpt-4o'. Set 'OpenAI Batch Endpoint' to match the deployment's model, or use another deployment."),
+    ("effort-on-a-non-reasoning-model", {"Model Name": "gpt-4o", "OpenAI Reasoning Effort": "low"}, "attribute 'OpenAI Reasoning Effort' is set, but 'gpt-4o' (attribute 'Model Name') is not a reasoning model (o1, o3, o4, gpt-5). Leave 'OpenAI Reasoning Effort' blank for this job."),
+    ("max-tokens-not-a-number", {"OpenAI Max Tokens": "many"}, "attribute 'OpenAI Max Tokens' is 'many'. Use a whole number from 1 to 10000000 (no sign, no decimals), or leave it blank."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("attributes", "expected"), [e[1:] for e in ATTRIBUTE_EXACT], ids=[e[0] for e in ATTRIBUTE_EXACT])
+def test_a_bad_job_attribute_s_message_is_exactly_its_problem_and_fix(
+    pm: pluggy.PluginManager, emu: Emulator, attributes: dict[str, str], expected: str
+) -> None:
+    """The job attributes that are every item's defaults are checked before any call, as the Chat
+    Completion job checks them."""
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, OK, attributes)
+    assert str(info.value) == f"Job 'validation job': {expected}"
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(
+    ("attributes", "key"), [({}, "max_tokens"), (REASONING, "max_completion_tokens")], ids=["chat-model", "reasoning-model"]
+)
+def test_the_job_s_max_tokens_is_every_item_s_default(
+    pm: pluggy.PluginManager, emu: Emulator, attributes: dict[str, str], key: str
+) -> None:
+    """'OpenAI Max Tokens' reaches the line of a string item and of an object item without its own;
+    an item's max_tokens overrides it (sent as max_completion_tokens to a reasoning model)."""
+    requests = ["a", {"user_prompt": "b"}, {"user_prompt": "c", "max_tokens": 5}]
+    result = call(pm, emu, requests, {**attributes, "OpenAI Max Tokens": "64"})
+    assert result.status == "Running", result.message
+    (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
+    bodies = [json.loads(line)["body"] for line in emu.file_content(upload["id"]).decode().splitlines()]
+    assert [b.get(key) for b in bodies] == [64, 64, 5]
+    assert all({"max_tokens", "max_completion_tokens"} & set(b) == {key} for b in bodies)
+
+
+SCHEMA_ITEM = {"type": "object", "properties": {"a": {"type": "string"}}}
+
+
+def test_an_item_s_json_schema_on_a_dated_version_before_structured_output_is_refused_by_index(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """Azure serves a JSON Schema response_format from 2024-08-01-preview: on an older dated
+    version the item that asks for one is refused before any call, named by its index."""
+    job = Job(job_type=BATCH, external_id="gpt-4o-batch::batch", name="validation job")
+    requests = ["JSON please", {"user_prompt": "JSON please", "response_format": SCHEMA_ITEM}]
+    with pytest.raises(ConfigurationError) as info:
+        pm.hook.submit(
+            platform=sp_platform(emu, OpenAI_API_Version="2024-07-01-preview"),
+            job=job,
+            parameters={"requests": requests},
+            run_key="run-key-1",
+        )
+    assert str(info.value) == (
+        "Job 'validation job': parameter 'requests' item 1 asks for structured output (a JSON Schema), which Azure "
+        "serves only on api-version 2024-08-01-preview and later, not on '2024-07-01-preview'. "
+        "Set the platform's 'OpenAI API Version' to v1 (or blank), or use json_object."
+    )
+    assert emu.requests == []
+
+
+@pytest.mark.parametrize(
+    ("api_version", "response_format", "sent"),
+    [
+        ("2024-07-01-preview", "json_object", {"type": "json_object"}),
+        ("2024-07-01-preview", "text", None),
+        ("2024-08-01-preview", SCHEMA_ITEM, "json_schema"),
+    ],
+    ids=["json-object-before-structured-output", "text-before-structured-output", "schema-from-its-first-version"],
+)
+def test_an_item_s_response_format_that_its_dated_version_serves_is_sent(
+    pm: pluggy.PluginManager, emu: Emulator, api_version: str, response_format: Any, sent: Any
+) -> None:
+    """json_object (and text) are served on every dated version; a JSON Schema from 2024-08-01-preview."""
+    job = Job(job_type=BATCH, external_id="gpt-4o-batch::batch", name="validation job")
+    result = pm.hook.submit(
+        platform=sp_platform(emu, OpenAI_API_Version=api_version),
+        job=job,
+        parameters={"requests": [{"user_prompt": "Answer in JSON.", "response_format": response_format}]},
+        run_key="run-key-1",
+    )
+    assert result.status == "Running", result.message
+    (upload,) = [f for f in emu.file_listing() if f["filename"].endswith("-1.jsonl")]
+    (line,) = [json.loads(x) for x in emu.file_content(upload["id"]).decode().splitlines()]
+    got = line["body"].get("response_format")
+    assert (got["type"] if isinstance(got, dict) and sent == "json_schema" else got) == sent
 
 
 SPOOL = """
