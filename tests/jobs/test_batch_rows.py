@@ -9,7 +9,7 @@ import json
 import logging
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pluggy
@@ -19,6 +19,7 @@ import requests
 from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.cli.host import Job, Platform, plugin_manager
 from polysync_azure_openai.emulator import Emulator
+from polysync_azure_openai.emulator import faults as f
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.files import FilesApi
 from polysync_azure_openai.http import create
@@ -534,9 +535,63 @@ def test_rows_on_a_dated_api_version_use_its_bare_urls(pm: pluggy.PluginManager,
 
 
 def test_a_run_key_too_long_for_a_run_id_is_refused_before_any_call(pm: pluggy.PluginManager, emu: Emulator) -> None:
-    with pytest.raises(ConfigurationError, match=r"run_key makes the RunId .* more than the 1024 a host stores"):
+    with pytest.raises(ConfigurationError) as info:
         submit(pm, sp_platform(emu), prompts(2), run_key="🙂" * 100)  # 100 characters, 1,200 percent-encoded
+    assert str(info.value) == (
+        "Job 'gpt-4o-batch::batch': run_key makes the RunId 1261 characters long, more than the 1024 a host stores. "
+        "This is a host error: the host's run keys must be shorter."
+    )
     assert emu.requests == []
+
+
+def test_a_create_azure_refuses_not_for_quota_fails_the_run_at_submit_with_azures_words(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """No batch exists, so the run's end is the reading's time, in UTC as every time the host gets."""
+    refusal = {"error": {"code": "invalid_request", "message": "The input file is not valid."}}
+    emu.inject(f.Status(400, body=refusal), kind="batches.create", times=None)
+    result = submit(pm, sp_platform(emu), prompts(2))
+    assert result.status == "Failed", result.message
+    assert result.message.startswith(
+        "0 of 2 requests done, 0 failed, in 1 shard: 1 refused by Azure. Azure refused to create shard 1's batch: "
+        "HTTP 400 invalid_request: The input file is not valid. (request id "
+    ), result.message
+    assert result.ended_at is not None and result.ended_at.utcoffset() == timedelta(0)
+    assert run_batches(emu, "run-1") == []
+
+
+def test_a_create_that_fails_for_now_at_submit_keeps_running_with_every_output_key(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up for the unanswered create, no 30 s of them
+    emu.inject(f.Status(503), kind="batches.create", times=None)
+    result = submit(pm, sp_platform(emu, Max_Retries="0"), prompts(2))
+    assert result.status == "Running", result.message
+    assert result.message.startswith("The input files are uploaded; creating the batches failed for now (HTTP 503 ")
+    assert set(result.outputs) == OUTPUT_KEYS
+    counts = {k: v for k, v in result.outputs.items() if k.startswith("request_counts_")}
+    assert counts == {"request_counts_total": 2, "request_counts_completed": 0, "request_counts_failed": 0}
+
+
+def test_a_re_submit_after_only_the_first_shard_s_upload_uploads_every_other_shard_once(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first submit fails at shard 2's upload; the re-submit reuses shard 1's file and uploads
+    shards 2 and 3, one file per shard, and the run ends with every row."""
+    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up for the unanswered upload, no 30 s of them
+    platform = sp_platform(emu, Max_Retries="0")
+    emu.inject(FailsTheSecond(), kind="files.upload", times=None)
+    first = submit(pm, platform, prompts(3), OpenAI_Max_Requests_Per_Batch="1")
+    assert first.status == "Failed", first.message
+    assert [x["filename"] for x in run_files(emu, "run-1")] == [file_prefix("run-1") + "1.jsonl"]
+    emu.clear_faults()
+    emu.clear_requests()
+    again = submit(pm, platform, prompts(3), OpenAI_Max_Requests_Per_Batch="1")
+    assert again.status == "Running", again.message
+    assert [r.kind for r in emu.requests].count("files.upload") == 2
+    assert sorted(x["filename"] for x in run_files(emu, "run-1")) == [file_prefix("run-1") + f"{i}.jsonl" for i in (1, 2, 3)]
+    done = until_ended(pm, emu, platform, again.run_id, OpenAI_Max_Requests_Per_Batch="1")
+    assert done.status == "Success" and [r["custom_id"] for r in done.outputs["results"]] == ["row-0", "row-1", "row-2"]
 
 
 def at(seconds: int) -> datetime:
