@@ -234,8 +234,7 @@ def test_an_input_file_in_error_without_details_says_azure_gave_none(pm: pluggy.
     result = submit(pm, sp_platform(emu), file_id)
     assert result.status == "Failed"
     assert (
-        f"input file {file_id} failed Azure's processing: no detail given. Fix the JSONL and upload it again."
-        in result.message
+        f"input file {file_id} failed Azure's processing: no detail given. Fix the JSONL and upload it again." in result.message
     ), result.message
     assert "batches.create" not in [r.kind for r in emu.requests]
 
