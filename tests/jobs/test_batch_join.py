@@ -16,7 +16,7 @@ from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.files import FilesApi
 from polysync_azure_openai.jobs.batch_join import joined_outputs
-from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, write_jsonl
+from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, parse_line, write_jsonl
 from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import sp_platform
@@ -136,12 +136,16 @@ def test_own_ids_follow_the_input_file_with_json_asked_row_by_row(emu: Emulator)
         + lines(answer("c", "not json"), answer('quote"d', '{"a": [1, 2]}'), answer("unknown", "no such row"))
     )
     plan = JoinPlan(True, False, "m", (ShardFiles(1, 0, 4, stored(emu, inputs, "batch"), stored(emu, output), None),))
-    results = join(emu, plan)["results"]
+    out = join(emu, plan)
+    results = out["results"]
     assert [r["custom_id"] for r in results] == ["é-1", 'quote"d', "b", "c"]
     assert [r["status"] for r in results] == ["succeeded", "succeeded", "missing", "failed"]
     assert results[0]["response"] == "x" and results[0]["usage"] is None
     assert results[1]["response_json"] == {"a": [1, 2]}
     assert results[3]["error"]["code"] == "invalid_json" and results[3]["response"] == "not json"
+    # An answer that is not the JSON asked for fails its row, but its tokens were spent: kept and counted.
+    assert results[3]["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert (out["prompt_tokens"], out["completion_tokens"], out["total_tokens"]) == (2, 4, 6)
 
 
 def test_a_0_1_0_file_run_with_an_id_twice_gives_both_rows_and_embeddings(emu: Emulator) -> None:
@@ -291,3 +295,29 @@ def test_both_readers_agree_on_files_written_in_any_way(emu: Emulator, seed: int
     out = join(emu, plan)  # asserts that results and the exported rows are the same
     assert [r["custom_id"] for r in out["results"]] == ids
     assert sum(out[f"{s}_count"] for s in ("succeeded", "failed", "content_filtered", "missing")) == count
+
+
+@pytest.mark.parametrize(
+    ("after", "parsed"),
+    [(b"", True), (b"\r", True), (b" \t\r", True), (b" x", False), (b"{}", False), (b"\r,", False)],
+    ids=["nothing", "cr", "spaces", "a-word", "a-second-object", "a-comma"],
+)
+def test_a_result_line_with_text_after_its_object_is_read_exactly_as_json_loads_reads_it(
+    emu: Emulator, after: bytes, parsed: bool
+) -> None:
+    """JSON whitespace after a row's object is fine; any other text fails the join with json.loads's own error."""
+    raw = json.dumps(answer("row-0", "fine")).encode() + after
+    plan = JoinPlan(True, True, "n", (ShardFiles(1, 0, 1, None, stored(emu, raw + b"\n"), None),))
+    if parsed:
+        assert parse_line(raw) == json.loads(raw)
+        assert [r["status"] for r in join(emu, plan)["results"]] == ["succeeded"]
+        return
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(raw)
+    with pytest.raises(json.JSONDecodeError) as raised:
+        parse_line(raw)
+    assert str(raised.value) == str(expected.value)
+    config = PlatformConfig.from_host(sp_platform(emu))
+    with pytest.raises(json.JSONDecodeError) as joined:
+        joined_outputs(plan, FilesApi(config), 1 << 30, redactor_for(config))
+    assert str(joined.value) == str(expected.value)

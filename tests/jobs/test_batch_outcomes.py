@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -18,6 +19,7 @@ import pytest
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator import faults as f
 from polysync_azure_openai.emulator.server import Exchange
+from polysync_azure_openai.http import create
 from polysync_azure_openai.jobs.batch_api import Batch
 
 from ..conftest import sp_platform
@@ -184,3 +186,69 @@ def test_an_id_azure_gives_as_no_text_is_read_as_absent(value: Any) -> None:
     read = (batch.input_file_id, batch.output_file_id, batch.error_file_id, batch.completion_window, batch.endpoint)
     assert read == (None,) * 5
     assert (batch.run_key, batch.shard) == (None, None)
+
+
+#: An expired batch's raw errors, whose JSON passes the 1,000 characters the message keeps.
+LONG_ERRORS = {"object": "list", "data": [{"code": "batch_expired", "message": "é" * 1200}]}
+LONG_ERRORS_HEAD = '{"object": "list", "data": [{"code": "batch_expired", "message": "'
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (
+            {"status": "failed", "errors": {"object": "list", "data": []}},
+            "Batch batch_abc failed: Azure gave no error detail. Fix: fix the input file (see the errors above) and upload it again.",
+        ),
+        (
+            {"status": "expired", "output_file_id": "file-out", "errors": LONG_ERRORS},
+            "Batch batch_abc expired before it finished (completion window unknown): 4 of 10 requests done, 0 failed "
+            f"(output file file-out). Azure's errors: {LONG_ERRORS_HEAD}{'é' * (1000 - len(LONG_ERRORS_HEAD))}",
+        ),
+        ({"status": "cancelled"}, "Batch batch_abc was cancelled: 4 of 10 requests done, 0 failed."),
+    ],
+    ids=["failed-without-errors", "expired-without-window", "cancelled"],
+)
+def test_the_message_of_a_batch_that_ended_without_every_answer(payload: dict[str, Any], message: str) -> None:
+    """No error detail and no window are said to be missing; the counts with none failed are exact;
+    Azure's raw errors are cut to their first 1,000 characters (characters, not bytes or escapes)."""
+    counts = {"total": 10, "completed": 4, "failed": 0}
+    result = Batch.from_json({"id": "batch_abc", "request_counts": counts, **payload}).to_result()
+    assert result.message == message
+
+
+@pytest.mark.parametrize("status", ["validating", "in_progress", "finalizing", "cancelling", "completed", "cancelled"])
+def test_only_a_batch_that_has_ended_has_an_end_time(status: str) -> None:
+    """An end time in the answer of a batch still running (a stale or reordered field) is not its end."""
+    payload = {"id": "batch_abc", "status": status, "created_at": 1_700_000_000}
+    payload |= {field: 1_700_000_600 for field in ("completed_at", "failed_at", "expired_at", "cancelled_at")}
+    result = Batch.from_json(payload).to_result()
+    ended = status in ("completed", "cancelled")
+    assert result.ended_at == (datetime.fromtimestamp(1_700_000_600, UTC) if ended else None)
+    assert result.started_at == datetime.fromtimestamp(1_700_000_000, UTC)
+
+
+def test_an_input_file_in_error_without_details_says_azure_gave_none(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    file_id = emu.add_file(jsonl(1), status="error")
+    emu.inject(f.DropFields("status_details"), kind="files.get", times=None)
+    result = submit(pm, sp_platform(emu), file_id)
+    assert result.status == "Failed"
+    assert (
+        f"input file {file_id} failed Azure's processing: no detail given. Fix the JSONL and upload it again." in result.message
+    ), result.message
+    assert "batches.create" not in [r.kind for r in emu.requests]
+
+
+def test_a_create_that_never_reached_azure_is_sent_again_once_the_look_up_finds_nothing(
+    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops before Azure handled the create: the look-up finds no batch, so the
+    create is sent once more (one retry allowed), and the run has exactly that one batch."""
+    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up, no 30 s of them
+    platform = sp_platform(emu, Max_Retries="1")
+    file_id = emu.add_file(jsonl(3))
+    emu.inject(f.ResetBeforeResponse(handled=False), kind="batches.create")
+    result = submit(pm, platform, file_id, run_key="never-sent")
+    assert result.status == "Running", result.message
+    assert [r.kind for r in emu.requests].count("batches.create") == 2
+    assert emu.batches == [result.run_id]
