@@ -72,7 +72,13 @@ class Output:
 
     def data(self, payload: Mapping[str, Any]) -> None:
         if self.as_json:
-            print(json.dumps(payload, indent=2, ensure_ascii=False))
+            text = json.dumps(payload, indent=2, ensure_ascii=False)
+            try:
+                text.encode(sys.stdout.encoding or "utf-8")
+            except UnicodeEncodeError:
+                # A text stdout cannot carry (a lone surrogate in a row, or a narrow locale): JSON's escapes.
+                text = json.dumps(payload, indent=2)
+            print(text)
 
     def fail(self, exit_code: int, message: str, fix: str = "") -> int:
         print(f"error: {message}", file=sys.stderr)

@@ -10,7 +10,6 @@ which writes rows of any number in order, reads through ``batch_results.write_js
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
@@ -29,6 +28,7 @@ from .batch_results import (
     asks_json,
     custom_id_of,
     parse_line,
+    row_json,
 )
 
 
@@ -146,7 +146,7 @@ def _widening(row: dict[str, Any]) -> int:
 
 
 def _json_bytes(row: dict[str, Any]) -> int:
-    return len(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+    return len(row_json(row))
 
 
 class _Order:

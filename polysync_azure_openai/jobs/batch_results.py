@@ -114,8 +114,17 @@ def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes], redact: Reda
     tally = Tally()
     for row, _ in iter_rows(plan, files, redact):
         tally.add(row)
-        handle.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        handle.write(row_json(row) + b"\n")
     return tally
+
+
+def row_json(row: dict[str, Any]) -> bytes:
+    """A row as UTF-8 JSON; a text UTF-8 cannot carry (a lone surrogate, which an input file may
+    hold as ``\\ud800``) is written as JSON's own escape instead, so the row reads back the same."""
+    try:
+        return json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(row).encode("ascii")
 
 
 def iter_rows(plan: JoinPlan, files: FilesApi, redact: Redactor) -> Iterator[tuple[dict[str, Any], int]]:

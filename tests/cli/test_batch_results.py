@@ -10,7 +10,7 @@ import pytest
 from polysync_azure_openai.emulator import Emulator
 
 from .helpers import SECRET_ENV, cli, platform_file
-from .test_batch_files import jsonl, run_while_advancing
+from .test_batch_files import jsonl, request_line, run_while_advancing
 
 
 @pytest.fixture
@@ -60,9 +60,9 @@ def test_rows_from_a_file_run_sharded_with_progress_then_results_to_disk(
     assert to_stdout.code == 0 and to_stdout.stdout == out.read_text()
 
 
-def submitted_from_a_file(emu: Emulator, rows: int, config: str, env: dict[str, str]) -> str:
-    """The RunId of a batch run, not yet ended, on an uploaded file of ``rows`` requests."""
-    file_id = emu.add_file(jsonl(rows))
+def submitted_from_a_file(emu: Emulator, content: str, config: str, env: dict[str, str]) -> str:
+    """The RunId of a batch run, not yet ended, on an uploaded file of these JSONL requests."""
+    file_id = emu.add_file(content.encode())
     submitted = cli(
         "run", "batch", "gpt-4o-batch::batch", "--param", f"input_file_id={file_id}", "--no-wait", "--config", config, "--json",
         env=env,
@@ -72,7 +72,7 @@ def submitted_from_a_file(emu: Emulator, rows: int, config: str, env: dict[str, 
 
 
 def test_results_of_a_run_from_a_file(tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]) -> None:
-    run_id = submitted_from_a_file(emu, 4, config, env)
+    run_id = submitted_from_a_file(emu, jsonl(4), config, env)
     early = cli("batch", "results", run_id, "--out", str(tmp_path / "r.jsonl"), "--config", config, env=env)
     assert early.code == 3 and "has not ended" in early.stderr and not (tmp_path / "r.jsonl").exists()
     assert not list(tmp_path.glob(".results.*"))
@@ -107,7 +107,7 @@ def test_a_disk_that_fills_while_results_are_written_is_a_clear_error(
 ) -> None:
     """The shards' result files are copied to the temporary directory, then the rows written to --out:
     a write past a file size limit (as on a full disk) is an error naming both places, and leaves nothing."""
-    run_id = submitted_from_a_file(emu, 100, config, env)
+    run_id = submitted_from_a_file(emu, jsonl(100), config, env)
     emu.advance(3600)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -131,3 +131,21 @@ def test_a_disk_that_fills_while_results_are_written_is_a_clear_error(
     assert room.code == 0, room.stderr
     rows = (out.read_text() if to == "file" else room.stdout).splitlines()
     assert [json.loads(r)["custom_id"] for r in rows] == [f"task-{i}" for i in range(100)]
+
+
+def test_a_row_whose_custom_id_utf8_cannot_carry_is_printed_and_written_as_a_json_escape(
+    tmp_path: Path, emu: Emulator, config: str, env: dict[str, str]
+) -> None:
+    """A file run whose input names a row "a\\ud800" (a lone surrogate, escaped in the file): `status
+    --json` prints its results and `batch results` writes them, with JSON's escape for that id."""
+    run_id = submitted_from_a_file(emu, request_line("a\ud800") + "\n", config, env)
+    emu.advance(3600)
+    status = cli("status", run_id, "--config", config, "--json", env=env)
+    assert status.code == 0, status.stderr
+    assert "\\ud800" in status.stdout
+    (row,) = status.json()["outputs"]["results"]
+    assert (row["custom_id"], row["status"]) == ("a\ud800", "succeeded")
+    out = tmp_path / "results.jsonl"
+    written = cli("batch", "results", run_id, "--out", str(out), "--config", config, env=env)
+    assert written.code == 0, written.stderr
+    assert [json.loads(r)["custom_id"] for r in out.read_bytes().decode("utf-8").splitlines()] == ["a\ud800"]

@@ -321,3 +321,26 @@ def test_a_result_line_with_text_after_its_object_is_read_exactly_as_json_loads_
     with pytest.raises(json.JSONDecodeError) as joined:
         joined_outputs(plan, FilesApi(config), 1 << 30, redactor_for(config))
     assert str(joined.value) == str(expected.value)
+
+
+def test_a_custom_id_utf8_cannot_carry_is_kept_exactly_and_exported_as_a_json_escape(emu: Emulator) -> None:
+    """A file may name a row "a\\ud800" (JSON lets it escape a lone surrogate, and Azure runs it): the
+    rows keep that id, the exported JSONL writes it as JSON's escape, and measuring the results
+    against 'OpenAI Max Results MB' does not fail on it."""
+    odd = "a\ud800"
+    inputs = b"".join(json.dumps(request(i, "q")).encode() + b"\n" for i in (odd, "b"))
+    output = b"".join(json.dumps(answer(i)).encode() + b"\n" for i in ("b", odd))
+    plan = JoinPlan(True, False, "n", (ShardFiles(1, 0, 2, stored(emu, inputs, "batch"), stored(emu, output), None),))
+    out = join(emu, plan)  # the exported rows read back equal to the results
+    assert [r["custom_id"] for r in out["results"]] == [odd, "b"]
+    assert [r["status"] for r in out["results"]] == ["succeeded", "succeeded"]
+    config = PlatformConfig.from_host(sp_platform(emu))
+    exported = io.BytesIO()
+    write_jsonl(plan, FilesApi(config), exported, redactor_for(config))
+    assert exported.getvalue().split(b"\n")[0].startswith(b'{"custom_id": "a\\ud800", "status": "succeeded"')
+    exported.getvalue().decode("utf-8")  # the file is UTF-8 throughout
+    # Past the limit the rows are measured exactly: the odd id is measured as its escape, not an error.
+    measured = len(json.dumps(out["results"]))
+    for limit, kept in ((measured, True), (measured - 1, False)):
+        outputs, too_big = joined_outputs(plan, FilesApi(config), limit, redactor_for(config))
+        assert too_big is not kept and (outputs["results"] is not None) is kept
