@@ -59,6 +59,7 @@ ROWS = [
     Row("default-id-clash", [{"user_prompt": "a", "custom_id": "row-1"}, "b"], [{"user_prompt": "a", "custom_id": "row-0"}, "b"], (item(0), "the default of item 1")),
     Row("default-id-clash-object", [{"user_prompt": "a", "custom_id": "row-1"}, {"user_prompt": "b"}], [{"user_prompt": "a", "custom_id": "row-0"}, {"user_prompt": "b"}], (item(0), "the default of item 1")),
     Row("prompt-too-long", [{"user_prompt": "x" * 1_000_001}], [{"user_prompt": "x" * 1_000_000}], (item(0), "'user_prompt' of 1,000,001 characters", "more than 1,000,000")),
+    Row("string-prompt-too-long", ["x" * 1_000_001], ["x" * 1_000_000], (item(0), "is 1,000,001 characters, more than 1,000,000")),
     Row("long-id", [{"user_prompt": "a", "custom_id": "i" * 65}], [{"user_prompt": "a", "custom_id": "i" * 64}], (item(0), "65 characters", "64")),
     Row("empty-id", [{"user_prompt": "a", "custom_id": ""}], [{"user_prompt": "a"}], (item(0), "empty custom_id", "'row-0'")),
     Row("number-id", [{"user_prompt": "a", "custom_id": 7}], [{"user_prompt": "a", "custom_id": "7"}], (item(0), "custom_id that is a number", "Give a text custom_id.")),
@@ -221,6 +222,28 @@ def test_a_bad_item_s_message_is_exactly_its_problem_and_fix(
     with pytest.raises(ConfigurationError) as info:
         call(pm, emu, [item], attributes)
     assert str(info.value) == f"Job 'validation job': parameter 'requests' item 0 {expected}"
+    assert emu.requests == []
+
+
+#: (id, the requests value, the whole message after "Job 'validation job': parameter 'requests' ").
+REQUESTS_EXACT = [
+    ("empty", [], "is an empty array. Give at least one request, or do not run the job."),
+    ("number-item", [5], "item 0 is a number. Give the user prompt as a string, or an object with 'user_prompt' (or a complete 'body')."),
+    ("two-unknown-keys", [{"user_prompt": "a", "temprature": 1, "top_k": 2}], "item 0 has 'temprature', 'top_k', which 'user_prompt' items do not take. Use only custom_id, max_tokens, reasoning_effort, response_format, system_prompt, temperature, user_prompt."),
+    # An item's own custom_id of another form ('mine') does not end the look for default clashes.
+    ("default-id-clash-after-an-own-id", ["b", {"user_prompt": "a", "custom_id": "mine"}, {"user_prompt": "c", "custom_id": "row-0"}], "item 2 has custom_id 'row-0', the default of item 0, which sets none. Make every custom_id unique: give item 0 its own, or rename this one."),
+    ("string-prompt-too-long", ["x" * 1_000_001], "item 0 is 1,000,001 characters, more than 1,000,000. Shorten it."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("requests", "expected"), [e[1:] for e in REQUESTS_EXACT], ids=[e[0] for e in REQUESTS_EXACT])
+def test_a_refused_requests_value_s_message_is_exactly_its_problem_and_fix(
+    pm: pluggy.PluginManager, emu: Emulator, requests: Any, expected: str
+) -> None:
+    """The whole message of a refusal of the array or of an item's form: the problem, then the fix."""
+    with pytest.raises(ConfigurationError) as info:
+        call(pm, emu, requests, {})
+    assert str(info.value) == f"Job 'validation job': parameter 'requests' {expected}"
     assert emu.requests == []
 
 

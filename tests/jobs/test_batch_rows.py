@@ -745,3 +745,39 @@ def test_a_fail_fast_refusal_with_nothing_in_flight_fails_the_run_at_submit(pm: 
         result.message
     )
     assert run_batches(emu, "run-1") == []
+
+
+def test_object_items_that_ask_no_json_format_get_text_answers(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Only an item that asks for JSON is read as JSON: object items without a response_format run
+    as plan "dn", and their text answers succeed as text instead of failing as invalid JSON."""
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, [{"user_prompt": "Question 0?"}, {"user_prompt": "Question 1?", "custom_id": "row-1"}])
+    assert run_ids.decode_batch(submitted.run_id, BATCH).plan == "dn"  # type: ignore[union-attr]
+    done = until_ended(pm, emu, platform, submitted.run_id)
+    results = done.outputs["results"]
+    assert [(r["status"], bool(r["response"]), r["response_json"]) for r in results] == [("succeeded", True, None)] * 2
+    assert done.outputs["failed_count"] == 0
+
+
+def test_an_input_file_gone_before_its_batch_was_created_fails_the_run_naming_it(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """The shard's file was still processing at submit; it is deleted before the next poll creates
+    the batch: the run is Failed, naming the file, not read as a file Azure refused."""
+    platform = sp_platform(emu)
+    emu.file_processing_seconds = 3600
+    emu.clock_step_per_request = 30  # Azure's clock passes the minute of waiting within a few reads
+    submitted = submit(pm, platform, prompts(3))
+    emu.clock_step_per_request = 0
+    assert submitted.status == "Running" and run_batches(emu, "run-1") == [], submitted.message
+    (line_file,) = run_files(emu, "run-1")
+    with requests.Session() as http:
+        http.trust_env = False
+        url = f"{emu.url}/openai/files/{line_file['id']}?api-version=2024-10-21"
+        assert http.delete(url, headers={"api-key": emu.api_key}, verify=emu.ca_path).status_code == 200
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Failed", result.message
+    assert "1 input file missing" in result.message
+    assert f" Shard 1's input file {file_prefix('run-1')}1.jsonl is gone from the resource." in result.message
+    assert "Azure refused" not in result.message
+    assert run_batches(emu, "run-1") == []
