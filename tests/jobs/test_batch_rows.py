@@ -759,9 +759,7 @@ def test_object_items_that_ask_no_json_format_get_text_answers(pm: pluggy.Plugin
     assert done.outputs["failed_count"] == 0
 
 
-def test_an_input_file_gone_before_its_batch_was_created_fails_the_run_naming_it(
-    pm: pluggy.PluginManager, emu: Emulator
-) -> None:
+def test_an_input_file_gone_before_its_batch_was_created_fails_the_run_naming_it(pm: pluggy.PluginManager, emu: Emulator) -> None:
     """The shard's file was still processing at submit; it is deleted before the next poll creates
     the batch: the run is Failed, naming the file, not read as a file Azure refused."""
     platform = sp_platform(emu)
