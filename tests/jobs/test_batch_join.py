@@ -224,16 +224,20 @@ def vector_line(custom_id: str, size: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("room", [0, 1])
-@pytest.mark.parametrize("kind", ["embeddings", "json-answers", "missing-long-ids"])
+@pytest.mark.parametrize("kind", ["embeddings", "json-answers", "json-answers-with-exponents", "missing-long-ids"])
 def test_results_of_compact_lines_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator, kind: str, room: int) -> None:
     """A row's JSON may be longer than its line: each ',' of a vector or of a JSON answer gets a space,
-    a JSON answer is kept twice (as text and parsed), and a missing row has no line at all but its
-    custom_id (a control character takes 6 bytes in JSON). The limit still holds to the byte."""
+    a JSON answer is kept twice (as text and parsed), a number such as 1E15 is kept parsed as
+    1000000000000000.0, and a missing row has no line at all but its custom_id (a control character
+    takes 6 bytes in JSON). The limit still holds to the byte."""
     if kind == "embeddings":
         output = compact(*(vector_line(f"row-{i}", 1000) for i in range(20)))
         plan = JoinPlan(False, True, "n", (ShardFiles(1, 0, 20, None, stored(emu, output), None),))
     elif kind == "json-answers":
         answers = (answer(f"row-{i}", json.dumps(list(range(1000 + i)), separators=(",", ":"))) for i in range(20))
+        plan = JoinPlan(True, True, "j", (ShardFiles(1, 0, 20, None, stored(emu, compact(*answers)), None),))
+    elif kind == "json-answers-with-exponents":  # a model may write its numbers so: JSON allows it
+        answers = (answer(f"row-{i}", "[" + ",".join(["1E15"] * (1000 + i)) + "]") for i in range(20))
         plan = JoinPlan(True, True, "j", (ShardFiles(1, 0, 20, None, stored(emu, compact(*answers)), None),))
     else:  # a file run's own custom_ids, long and escaped in JSON, of rows Azure never answered
         inputs = lines(*(request(f"{i}" + "\u0001" * 300, "x") for i in range(20)))
