@@ -745,3 +745,17 @@ def test_a_fail_fast_refusal_with_nothing_in_flight_fails_the_run_at_submit(pm: 
         result.message
     )
     assert run_batches(emu, "run-1") == []
+
+
+def test_a_poll_of_a_run_whose_every_shard_has_its_batch_reads_one_page_of_batches_and_no_files(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """Azure's list says it has no more batches: the poll asks for no further page, and with every
+    shard's batch found (none refused for quota) it has no use for the file list."""
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    assert len(run_batches(emu, "run-1")) == 2
+    emu.clear_requests()
+    polled = status(pm, platform, submitted.run_id)
+    assert polled.status == "Running", polled.message
+    assert [(r.kind, r.status) for r in emu.requests] == [("batches.list", 200)]
