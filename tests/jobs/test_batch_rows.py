@@ -267,6 +267,12 @@ def test_a_quota_refusal_in_validation_waits_and_resolves(pm: pluggy.PluginManag
     assert waiting.message.startswith(f"{waiting.outputs['request_counts_completed']:,} of 1,000 requests done")
     refused = [b for b in run_batches(emu, "run-1") if b["status"] == "failed"]
     assert [b["errors"]["data"][0]["code"] for b in refused] == ["token_limit_exceeded"]
+    # Only the first sentence of Azure's words: the rest repeats the limits.
+    assert waiting.message.endswith(
+        " Shard 4 waits for the enqueued-token quota (token_limit_exceeded: Enqueued token limit reached for "
+        f"gpt-4o-batch in model gpt-4o-2024-08-06. (batch {refused[0]['id']}); refused 1 time(s)): it is created "
+        "again when another shard finishes or 5 minutes after the refusal."
+    ), waiting.message
     assert status(pm, platform, submitted.run_id).status == "Running"  # nothing has finished: no new attempt
     assert len(run_batches(emu, "run-1")) == 4
     done = until_ended(pm, emu, platform, submitted.run_id)
