@@ -765,3 +765,16 @@ def test_a_poll_of_a_run_whose_every_shard_has_its_batch_reads_one_page_of_batch
     polled = status(pm, platform, submitted.run_id)
     assert polled.status == "Running", polled.message
     assert [(r.kind, r.status) for r in emu.requests] == [("batches.list", 200)]
+
+
+def test_a_poll_whose_batch_list_is_cut_names_the_listing(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, Max_Retries="0")
+    submitted = submit(pm, platform, prompts(2))
+    emu.inject(f.MalformedJson(), kind="batches.list")
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Unknown"
+    assert result.message.startswith(
+        f"Reading the status of run {submitted.run_id} failed: HTTP 200 MalformedJSON: "
+        "Listing batches: the body is not valid JSON ("
+    ), result.message
+    assert result.message.endswith(". The batch may still be running on Azure; polling continues.")
