@@ -293,6 +293,26 @@ def test_waiting_shards_are_tried_again_one_at_a_time(pm: pluggy.PluginManager, 
     assert attempts == {"1/4": 1, "2/4": 2, "3/4": 2, "4/4": 2}
 
 
+def test_no_waiting_shard_is_tried_while_another_shard_s_new_attempt_validates(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Shard 1 finishes, so shards 2 and 3 may both be tried again: shard 2 is, and while its batch
+    validates a poll does not try shard 3 too (the quota shard 2 finds decides for shard 3)."""
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 100 * PROMPT_TOKENS)  # one shard at a time
+    submitted = submit(pm, platform, prompts(300), OpenAI_Max_Requests_Per_Batch="100")
+    emu.advance(2)  # validated: shard 1 runs, shards 2 and 3 are refused
+    assert status(pm, platform, submitted.run_id).status == "Running"
+    emu.batch_timing.validating_seconds = 600
+    emu.advance(300)  # shard 1 has finished
+    assert status(pm, platform, submitted.run_id).status == "Running"
+    shards = [b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1")]
+    assert sorted(shards) == ["1/3", "2/3", "2/3", "3/3"]
+    validating = [b for b in run_batches(emu, "run-1") if b["status"] == "validating"]
+    assert [b["metadata"]["polysync_shard"] for b in validating] == ["2/3"]
+    emu.advance(1)
+    assert status(pm, platform, submitted.run_id).status == "Running"
+    assert len(run_batches(emu, "run-1")) == 4  # shard 3 still waits
+
+
 def test_a_fail_fast_quota_refusal_is_recorded_and_resolves(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     emu.set_batch_token_quota("gpt-4o-batch", 300 * PROMPT_TOKENS, fail_fast=True)
