@@ -176,6 +176,20 @@ def test_an_embedding_row_takes_the_item_of_index_0_wherever_the_answer_lists_it
     assert (row["status"], row["embedding"]) == ("succeeded", [0.5, -0.25])
 
 
+def test_an_embedding_answer_without_a_vector_fails_its_row_and_keeps_its_usage(emu: Emulator) -> None:
+    """Azure answered 200 and billed the input, but no item holds a vector: the row failed, and its
+    tokens are still the row's and count in the run's sums."""
+    usage = {"prompt_tokens": 4, "total_tokens": 4}
+    body = {"data": [{"index": 0, "embedding": None}], "usage": usage}
+    output = lines({"custom_id": "row-0", "response": {"status_code": 200, "body": body}})
+    plan = JoinPlan(False, True, "n", (ShardFiles(1, 0, 1, None, stored(emu, output), None),))
+    outputs = join(emu, plan)
+    (row,) = outputs["results"]
+    assert (row["status"], row["error"]) == ("failed", {"code": "UnexpectedResponse", "message": "no embedding"})
+    assert row["usage"] == usage
+    assert (outputs["failed_count"], outputs["prompt_tokens"], outputs["total_tokens"]) == (1, 4, 4)
+
+
 @pytest.mark.parametrize(
     ("chat", "usage"),
     [
