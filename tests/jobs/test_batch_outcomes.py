@@ -254,7 +254,6 @@ def test_a_create_that_never_reached_azure_is_sent_again_once_the_look_up_finds_
     assert emu.batches == [result.run_id]
 
 
-
 def test_a_batch_answer_without_an_id_is_named_as_having_an_empty_one(pm: pluggy.PluginManager, emu: Emulator) -> None:
     """Azure's answer to the status read lacks the batch's id: the run is not taken for another
     batch, and the operator reads that the id was empty (not some made-up value)."""
