@@ -102,9 +102,12 @@ class _Kept:
     The size is bounded from the result lines' own sizes and measured exactly only once that
     bound passes the limit: most runs never serialise a row here. A row's JSON writes its texts
     in no more bytes than its line does, but adds a space after each ',' and ':' that Azure's
-    compact line has none after: a vector's JSON may take twice its bytes in the line, and a
-    JSON answer (kept as text and parsed) three times. So a row is bounded by its line once,
-    twice with a vector, three times with a parsed answer, plus the keys. A list's JSON size
+    compact line has none after: a vector's JSON may take twice its bytes in the line. A JSON
+    answer is kept twice, as text and parsed; parsed, a number may take 4.5 times its text
+    (``1E15`` is ``1000000000000000.0``), and a row whose JSON escapes every non-ASCII character
+    (a lone surrogate in it, see ``row_json``) takes up to 3 times the bytes of each copy (``é``
+    as ``\\u00e9``): six times the line in all. So a row is bounded by its line once, twice with a
+    vector, six times with a parsed answer, plus the keys. A list's JSON size
     does not depend on its order, so rows arriving in any order are counted as they come.
     """
 
@@ -141,7 +144,7 @@ class _Kept:
 def _widening(row: dict[str, Any]) -> int:
     """How many times its line's bytes a row's JSON may take (see ``_Kept``)."""
     if row.get("response_json") is not None:
-        return 3
+        return 6
     return 2 if row.get("embedding") is not None else 1
 
 

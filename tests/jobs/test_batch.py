@@ -309,6 +309,24 @@ def test_the_run_key_look_up_walks_at_most_its_limit_of_batches(pm: pluggy.Plugi
     assert [b.run_key for b in found] == ["d", "c"]
 
 
+def test_the_run_key_look_up_takes_a_batch_created_at_the_very_second_its_window_opens(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """The window holds the batches not older than its start (spec §4): one created at that very
+    second is found; one created the second before it is not, and the walk ends there."""
+    platform = sp_platform(emu)
+    file_id = emu.add_file(jsonl(1))
+    older = submit(pm, platform, file_id, run_key="k").run_id
+    emu.advance(1)
+    newer = submit(pm, platform, file_id, run_key="k2").run_id
+    start = emu.batch(newer)["created_at"]
+    assert emu.batch(older)["created_at"] == start - 1
+    config = PlatformConfig.from_host(platform)
+    api = BatchApi(data_plane(config), config)
+    assert [b.id for b in api.scan({}, float(start), 10)] == [newer]
+    assert [b.id for b in api.scan({}, float(start - 1), 10)] == [newer, older]
+
+
 def test_a_batch_answer_without_a_status_is_unknown_and_says_so(pm: pluggy.PluginManager, emu: Emulator) -> None:
     platform = sp_platform(emu)
     submitted = submit(pm, platform, emu.add_file(jsonl(1)))

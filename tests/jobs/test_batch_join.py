@@ -176,6 +176,20 @@ def test_an_embedding_row_takes_the_item_of_index_0_wherever_the_answer_lists_it
     assert (row["status"], row["embedding"]) == ("succeeded", [0.5, -0.25])
 
 
+def test_an_embedding_answer_without_a_vector_fails_its_row_and_keeps_its_usage(emu: Emulator) -> None:
+    """Azure answered 200 and billed the input, but no item holds a vector: the row failed, and its
+    tokens are still the row's and count in the run's sums."""
+    usage = {"prompt_tokens": 4, "total_tokens": 4}
+    body = {"data": [{"index": 0, "embedding": None}], "usage": usage}
+    output = lines({"custom_id": "row-0", "response": {"status_code": 200, "body": body}})
+    plan = JoinPlan(False, True, "n", (ShardFiles(1, 0, 1, None, stored(emu, output), None),))
+    outputs = join(emu, plan)
+    (row,) = outputs["results"]
+    assert (row["status"], row["error"]) == ("failed", {"code": "UnexpectedResponse", "message": "no embedding"})
+    assert row["usage"] == usage
+    assert (outputs["failed_count"], outputs["prompt_tokens"], outputs["total_tokens"]) == (1, 4, 4)
+
+
 @pytest.mark.parametrize(
     ("chat", "usage"),
     [
@@ -224,16 +238,20 @@ def vector_line(custom_id: str, size: int) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("room", [0, 1])
-@pytest.mark.parametrize("kind", ["embeddings", "json-answers", "missing-long-ids"])
+@pytest.mark.parametrize("kind", ["embeddings", "json-answers", "json-answers-with-exponents", "missing-long-ids"])
 def test_results_of_compact_lines_are_null_exactly_when_their_json_passes_the_limit(emu: Emulator, kind: str, room: int) -> None:
     """A row's JSON may be longer than its line: each ',' of a vector or of a JSON answer gets a space,
-    a JSON answer is kept twice (as text and parsed), and a missing row has no line at all but its
-    custom_id (a control character takes 6 bytes in JSON). The limit still holds to the byte."""
+    a JSON answer is kept twice (as text and parsed), a number such as 1E15 is kept parsed as
+    1000000000000000.0, and a missing row has no line at all but its custom_id (a control character
+    takes 6 bytes in JSON). The limit still holds to the byte."""
     if kind == "embeddings":
         output = compact(*(vector_line(f"row-{i}", 1000) for i in range(20)))
         plan = JoinPlan(False, True, "n", (ShardFiles(1, 0, 20, None, stored(emu, output), None),))
     elif kind == "json-answers":
         answers = (answer(f"row-{i}", json.dumps(list(range(1000 + i)), separators=(",", ":"))) for i in range(20))
+        plan = JoinPlan(True, True, "j", (ShardFiles(1, 0, 20, None, stored(emu, compact(*answers)), None),))
+    elif kind == "json-answers-with-exponents":  # a model may write its numbers so: JSON allows it
+        answers = (answer(f"row-{i}", "[" + ",".join(["1E15"] * (1000 + i)) + "]") for i in range(20))
         plan = JoinPlan(True, True, "j", (ShardFiles(1, 0, 20, None, stored(emu, compact(*answers)), None),))
     else:  # a file run's own custom_ids, long and escaped in JSON, of rows Azure never answered
         inputs = lines(*(request(f"{i}" + "\u0001" * 300, "x") for i in range(20)))

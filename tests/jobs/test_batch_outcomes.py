@@ -252,3 +252,17 @@ def test_a_create_that_never_reached_azure_is_sent_again_once_the_look_up_finds_
     assert result.status == "Running", result.message
     assert [r.kind for r in emu.requests].count("batches.create") == 2
     assert emu.batches == [result.run_id]
+
+
+def test_a_batch_answer_without_an_id_is_named_as_having_an_empty_one(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Azure's answer to the status read lacks the batch's id: the run is not taken for another
+    batch, and the operator reads that the id was empty (not some made-up value)."""
+    platform = sp_platform(emu, Max_Retries="0")
+    submitted = submit(pm, platform, emu.add_file(jsonl(5)))
+    emu.inject(f.DropFields("id"), kind="batches.get")
+    result = status(pm, platform, submitted.run_id)
+    assert (result.run_id, result.status) == (submitted.run_id, "Unknown")
+    assert result.message == (
+        f"Reading the status of run {submitted.run_id} failed: UnexpectedResponse: the batch answer carries "
+        "an unusable id ''. The batch may still be running on Azure; polling continues."
+    )

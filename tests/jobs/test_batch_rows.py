@@ -267,6 +267,12 @@ def test_a_quota_refusal_in_validation_waits_and_resolves(pm: pluggy.PluginManag
     assert waiting.message.startswith(f"{waiting.outputs['request_counts_completed']:,} of 1,000 requests done")
     refused = [b for b in run_batches(emu, "run-1") if b["status"] == "failed"]
     assert [b["errors"]["data"][0]["code"] for b in refused] == ["token_limit_exceeded"]
+    # Only the first sentence of Azure's words: the rest repeats the limits.
+    assert waiting.message.endswith(
+        " Shard 4 waits for the enqueued-token quota (token_limit_exceeded: Enqueued token limit reached for "
+        f"gpt-4o-batch in model gpt-4o-2024-08-06. (batch {refused[0]['id']}); refused 1 time(s)): it is created "
+        "again when another shard finishes or 5 minutes after the refusal."
+    ), waiting.message
     assert status(pm, platform, submitted.run_id).status == "Running"  # nothing has finished: no new attempt
     assert len(run_batches(emu, "run-1")) == 4
     done = until_ended(pm, emu, platform, submitted.run_id)
@@ -285,6 +291,26 @@ def test_waiting_shards_are_tried_again_one_at_a_time(pm: pluggy.PluginManager, 
         attempts[batch["metadata"]["polysync_shard"]] = attempts.get(batch["metadata"]["polysync_shard"], 0) + 1
     # Refused once in validation each, then tried again in turn as the quota freed: never refused twice.
     assert attempts == {"1/4": 1, "2/4": 2, "3/4": 2, "4/4": 2}
+
+
+def test_no_waiting_shard_is_tried_while_another_shard_s_new_attempt_validates(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    """Shard 1 finishes, so shards 2 and 3 may both be tried again: shard 2 is, and while its batch
+    validates a poll does not try shard 3 too (the quota shard 2 finds decides for shard 3)."""
+    platform = sp_platform(emu)
+    emu.set_batch_token_quota("gpt-4o-batch", 100 * PROMPT_TOKENS)  # one shard at a time
+    submitted = submit(pm, platform, prompts(300), OpenAI_Max_Requests_Per_Batch="100")
+    emu.advance(2)  # validated: shard 1 runs, shards 2 and 3 are refused
+    assert status(pm, platform, submitted.run_id).status == "Running"
+    emu.batch_timing.validating_seconds = 600
+    emu.advance(300)  # shard 1 has finished
+    assert status(pm, platform, submitted.run_id).status == "Running"
+    shards = [b["metadata"]["polysync_shard"] for b in run_batches(emu, "run-1")]
+    assert sorted(shards) == ["1/3", "2/3", "2/3", "3/3"]
+    validating = [b for b in run_batches(emu, "run-1") if b["status"] == "validating"]
+    assert [b["metadata"]["polysync_shard"] for b in validating] == ["2/3"]
+    emu.advance(1)
+    assert status(pm, platform, submitted.run_id).status == "Running"
+    assert len(run_batches(emu, "run-1")) == 4  # shard 3 still waits
 
 
 def test_a_fail_fast_quota_refusal_is_recorded_and_resolves(pm: pluggy.PluginManager, emu: Emulator) -> None:
@@ -779,3 +805,30 @@ def test_an_input_file_gone_before_its_batch_was_created_fails_the_run_naming_it
     assert f" Shard 1's input file {file_prefix('run-1')}1.jsonl is gone from the resource." in result.message
     assert "Azure refused" not in result.message
     assert run_batches(emu, "run-1") == []
+
+
+def test_a_poll_of_a_run_whose_every_shard_has_its_batch_reads_one_page_of_batches_and_no_files(
+    pm: pluggy.PluginManager, emu: Emulator
+) -> None:
+    """Azure's list says it has no more batches: the poll asks for no further page, and with every
+    shard's batch found (none refused for quota) it has no use for the file list."""
+    platform = sp_platform(emu)
+    submitted = submit(pm, platform, prompts(4), OpenAI_Max_Requests_Per_Batch="2")
+    assert len(run_batches(emu, "run-1")) == 2
+    emu.clear_requests()
+    polled = status(pm, platform, submitted.run_id)
+    assert polled.status == "Running", polled.message
+    assert [(r.kind, r.status) for r in emu.requests] == [("batches.list", 200)]
+
+
+def test_a_poll_whose_batch_list_is_cut_names_the_listing(pm: pluggy.PluginManager, emu: Emulator) -> None:
+    platform = sp_platform(emu, Max_Retries="0")
+    submitted = submit(pm, platform, prompts(2))
+    emu.inject(f.MalformedJson(), kind="batches.list")
+    result = status(pm, platform, submitted.run_id)
+    assert result.status == "Unknown"
+    assert result.message.startswith(
+        f"Reading the status of run {submitted.run_id} failed: HTTP 200 MalformedJSON: "
+        "Listing batches: the body is not valid JSON ("
+    ), result.message
+    assert result.message.endswith(". The batch may still be running on Azure; polling continues.")
