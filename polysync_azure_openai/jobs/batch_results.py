@@ -49,6 +49,8 @@ CUSTOM_ID: Final = re.compile(rb'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 JSON_SPACE: Final = " \t\n\r"
 _SCAN: Final = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 DEFAULT_ID: Final = re.compile(r"row-(0|[1-9][0-9]{0,6})", re.ASCII)
+#: What json.loads gives only for an escape such as \ud800 with no pair (a pair becomes one character).
+LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 class JoinUnavailable(Exception):
@@ -119,12 +121,18 @@ def write_jsonl(plan: JoinPlan, files: FilesApi, handle: IO[bytes], redact: Reda
 
 
 def row_json(row: dict[str, Any]) -> bytes:
-    """A row as UTF-8 JSON; a text UTF-8 cannot carry (a lone surrogate, which an input file may
-    hold as ``\\ud800``) is written as JSON's own escape instead, so the row reads back the same."""
+    """A row as UTF-8 JSON; a lone surrogate, which UTF-8 cannot carry (an input file may hold one
+    as ``\\ud800``), is written as JSON's escape, as its line had it: the row reads back the same and
+    takes no more bytes for it than its line did (the results bound in ``batch_join`` relies on it)."""
+    text = json.dumps(row, ensure_ascii=False)
     try:
-        return json.dumps(row, ensure_ascii=False).encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(row).encode("ascii")
+        return LONE_SURROGATE.sub(_escape, text).encode("utf-8")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match[0]):04x}"
 
 
 def iter_rows(plan: JoinPlan, files: FilesApi, redact: Redactor) -> Iterator[tuple[dict[str, Any], int]]:

@@ -16,7 +16,7 @@ from polysync_azure_openai.auth import redactor_for
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.files import FilesApi
 from polysync_azure_openai.jobs.batch_join import joined_outputs
-from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, parse_line, write_jsonl
+from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, parse_line, row_json, write_jsonl
 from polysync_azure_openai.platform import PlatformConfig
 
 from ..conftest import sp_platform
@@ -342,12 +342,14 @@ def test_a_result_line_with_text_after_its_object_is_read_exactly_as_json_loads_
 
 
 def test_a_custom_id_utf8_cannot_carry_is_kept_exactly_and_exported_as_a_json_escape(emu: Emulator) -> None:
-    """A file may name a row "a\\ud800" (JSON lets it escape a lone surrogate, and Azure runs it): the
-    rows keep that id, the exported JSONL writes it as JSON's escape, and measuring the results
-    against 'OpenAI Max Results MB' does not fail on it."""
+    """A file may name a row "a\\ud800" (JSON lets it escape a lone surrogate): the rows keep that id,
+    the exported JSONL writes it as JSON's escape and every other text as UTF-8, and the results are
+    null exactly when their JSON passes 'OpenAI Max Results MB'."""
     odd = "a\ud800"
     inputs = b"".join(json.dumps(request(i, "q")).encode() + b"\n" for i in (odd, "b"))
-    output = b"".join(json.dumps(answer(i)).encode() + b"\n" for i in ("b", odd))
+    # Azure writes the id as the escape it was given, and the answer's text as UTF-8.
+    escaped = json.dumps(answer(odd, "café " * 200), ensure_ascii=False).replace("\ud800", "\\ud800")
+    output = lines(answer("b"), escaped.encode() + b"\n")
     plan = JoinPlan(True, False, "n", (ShardFiles(1, 0, 2, stored(emu, inputs, "batch"), stored(emu, output), None),))
     out = join(emu, plan)  # the exported rows read back equal to the results
     assert [r["custom_id"] for r in out["results"]] == [odd, "b"]
@@ -355,10 +357,10 @@ def test_a_custom_id_utf8_cannot_carry_is_kept_exactly_and_exported_as_a_json_es
     config = PlatformConfig.from_host(sp_platform(emu))
     exported = io.BytesIO()
     write_jsonl(plan, FilesApi(config), exported, redactor_for(config))
-    assert exported.getvalue().split(b"\n")[0].startswith(b'{"custom_id": "a\\ud800", "status": "succeeded"')
+    first = exported.getvalue().split(b"\n")[0]
+    assert first.startswith(b'{"custom_id": "a\\ud800", "status": "succeeded", "response": "caf\xc3\xa9 caf')
     exported.getvalue().decode("utf-8")  # the file is UTF-8 throughout
-    # Past the limit the rows are measured exactly: the odd id is measured as its escape, not an error.
-    measured = len(json.dumps(out["results"]))
+    measured = sum(len(row_json(r)) + 2 for r in out["results"])  # the list's JSON: ", " between, [] around
     for limit, kept in ((measured, True), (measured - 1, False)):
         outputs, too_big = joined_outputs(plan, FilesApi(config), limit, redactor_for(config))
         assert too_big is not kept and (outputs["results"] is not None) is kept
