@@ -103,10 +103,11 @@ class _Kept:
     bound passes the limit: most runs never serialise a row here. A row's JSON writes its texts
     in no more bytes than its line does, but adds a space after each ',' and ':' that Azure's
     compact line has none after: a vector's JSON may take twice its bytes in the line. A JSON
-    answer is kept twice, as text and parsed; parsed, a number may take 4.5 times its text
-    (``1E15`` is ``1000000000000000.0``): less than six times the line in all. So a row is bounded by its line once, twice with a
-    vector, six times with a parsed answer, plus the keys. A list's JSON size
-    does not depend on its order, so rows arriving in any order are counted as they come.
+    answer is kept twice, as text and parsed, and parsed a number may take 4.5 times its text
+    (``1E15`` is ``1000000000000000.0``): less than six times the line in all. So a row is
+    bounded by its line once, twice with a vector, six times with a parsed answer, plus the keys.
+    A list's JSON size does not depend on its order, so rows arriving in any order are counted
+    as they come.
     """
 
     def __init__(self, limit: int) -> None:
