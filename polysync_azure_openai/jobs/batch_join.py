@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
-from ..errors import AzureServiceError
 from ..files import FilesApi
 from ..redaction import Redactor, Scrubbed
 from .batch_results import (
@@ -27,6 +26,7 @@ from .batch_results import (
     Tally,
     asks_json,
     custom_id_of,
+    gone_is_unavailable,
     parse_line,
     row_json,
 )
@@ -219,12 +219,8 @@ def _order(plan: JoinPlan, shard: ShardFiles, files: FilesApi) -> _Order:
 
 def _lines(files: FilesApi, file_id: str, what: str) -> Iterator[list[bytes]]:
     """The file's lines, without their line ends, a list per chunk downloaded (blank ones are no row's)."""
-    try:
+    with gone_is_unavailable(file_id, what):
         chunks = files.content(file_id)
-    except AzureServiceError as exc:
-        if exc.detail.status == 404:
-            raise JoinUnavailable(f"{what} {file_id} is gone ({exc.detail.describe()})") from None
-        raise
     with closing(chunks):
         rest = b""
         for chunk in chunks:

@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
@@ -144,8 +145,15 @@ def iter_rows(plan: JoinPlan, files: FilesApi, redact: Redactor) -> Iterator[tup
 
 
 def _download(files: FilesApi, file_id: str, scratch: Path, what: str) -> Path:
-    try:
+    with gone_is_unavailable(file_id, what):
         return files.download(file_id, scratch)[0]
+
+
+@contextmanager
+def gone_is_unavailable(file_id: str, what: str) -> Iterator[None]:
+    """A file Azure no longer has (404) as ``JoinUnavailable`` naming it; any other failure as it is."""
+    try:
+        yield
     except AzureServiceError as exc:
         if exc.detail.status == 404:
             raise JoinUnavailable(f"{what} {file_id} is gone ({exc.detail.describe()})") from None
