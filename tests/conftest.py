@@ -51,6 +51,15 @@ def emu(ca: trustme.CA) -> Iterator[Emulator]:
 
 
 @pytest.fixture
+def one_look_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A create or upload whose answer was lost is looked up once, not for the 30 s
+    (``REATTACH_SECONDS``) a worker keeps looking: what is looked up is the same, sooner."""
+    from polysync_azure_openai.http import create
+
+    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)
+
+
+@pytest.fixture
 def pm() -> pluggy.PluginManager:
     """A fresh manager per test, built exactly as the host builds it."""
     return plugin_manager()

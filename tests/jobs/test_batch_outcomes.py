@@ -19,7 +19,6 @@ import pytest
 from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator import faults as f
 from polysync_azure_openai.emulator.server import Exchange
-from polysync_azure_openai.http import create
 from polysync_azure_openai.jobs.batch_api import Batch
 
 from ..conftest import sp_platform
@@ -239,12 +238,12 @@ def test_an_input_file_in_error_without_details_says_azure_gave_none(pm: pluggy.
     assert "batches.create" not in [r.kind for r in emu.requests]
 
 
+@pytest.mark.usefixtures("one_look_up")
 def test_a_create_that_never_reached_azure_is_sent_again_once_the_look_up_finds_nothing(
-    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    pm: pluggy.PluginManager, emu: Emulator
 ) -> None:
     """The connection drops before Azure handled the create: the look-up finds no batch, so the
     create is sent once more (one retry allowed), and the run has exactly that one batch."""
-    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up, no 30 s of them
     platform = sp_platform(emu, Max_Retries="1")
     file_id = emu.add_file(jsonl(3))
     emu.inject(f.ResetBeforeResponse(handled=False), kind="batches.create")

@@ -22,7 +22,6 @@ from polysync_azure_openai.emulator import Emulator
 from polysync_azure_openai.emulator import faults as f
 from polysync_azure_openai.errors import ConfigurationError
 from polysync_azure_openai.files import FilesApi
-from polysync_azure_openai.http import create
 from polysync_azure_openai.jobs import BATCH, run_ids
 from polysync_azure_openai.jobs.batch_results import JoinPlan, ShardFiles, write_jsonl
 from polysync_azure_openai.platform import PlatformConfig
@@ -233,12 +232,12 @@ def test_lost_answers_on_every_upload_and_create_give_one_file_and_one_batch_per
     assert until_ended(pm, emu, platform, submitted.run_id).status == "Success"
 
 
+@pytest.mark.usefixtures("one_look_up")
 def test_a_lost_shard_create_whose_look_up_fails_names_every_metadata_pair_to_look_for(
-    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    pm: pluggy.PluginManager, emu: Emulator
 ) -> None:
     """Shard 1's create loses its answer and the look-up after it fails: the run stays Running and
     tells the operator both metadata pairs that find the batch by hand; the next read finds it."""
-    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up, no 30 s of them
     platform = sp_platform(emu, Max_Retries="0")
     emu.lose_next_batch_create()
     emu.inject(FailsTheSecond(), kind="batches.list", times=None)  # the submit's own look-up passes
@@ -586,10 +585,10 @@ def test_a_create_azure_refuses_not_for_quota_fails_the_run_at_submit_with_azure
     assert run_batches(emu, "run-1") == []
 
 
+@pytest.mark.usefixtures("one_look_up")
 def test_a_create_that_fails_for_now_at_submit_keeps_running_with_every_output_key(
-    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    pm: pluggy.PluginManager, emu: Emulator
 ) -> None:
-    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up for the unanswered create, no 30 s of them
     emu.inject(f.Status(503), kind="batches.create", times=None)
     result = submit(pm, sp_platform(emu, Max_Retries="0"), prompts(2))
     assert result.status == "Running", result.message
@@ -599,12 +598,12 @@ def test_a_create_that_fails_for_now_at_submit_keeps_running_with_every_output_k
     assert counts == {"request_counts_total": 2, "request_counts_completed": 0, "request_counts_failed": 0}
 
 
+@pytest.mark.usefixtures("one_look_up")
 def test_a_re_submit_after_only_the_first_shard_s_upload_uploads_every_other_shard_once(
-    pm: pluggy.PluginManager, emu: Emulator, monkeypatch: pytest.MonkeyPatch
+    pm: pluggy.PluginManager, emu: Emulator
 ) -> None:
     """The first submit fails at shard 2's upload; the re-submit reuses shard 1's file and uploads
     shards 2 and 3, one file per shard, and the run ends with every row."""
-    monkeypatch.setattr(create, "REATTACH_SECONDS", 0.0)  # one look-up for the unanswered upload, no 30 s of them
     platform = sp_platform(emu, Max_Retries="0")
     emu.inject(FailsTheSecond(), kind="files.upload", times=None)
     first = submit(pm, platform, prompts(3), OpenAI_Max_Requests_Per_Batch="1")
